@@ -70,7 +70,8 @@ type Spec struct {
 	// Dir is the working directory (default: the worker's).
 	Dir string
 	// Env is the child's whole environment as KEY=VALUE; nothing of the
-	// worker's environment is passed except names in EnvAllow.
+	// worker's environment is passed except names in EnvAllow (and PWD,
+	// which os/exec sets when Dir is set).
 	Env []string
 	// EnvAllow names variables copied from the worker's environment when set.
 	EnvAllow []string

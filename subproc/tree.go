@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // procInfo is what the tree sampler needs from /proc/<pid>/stat.
@@ -99,10 +100,21 @@ func (t *tree) killAll() {
 	for _, pid := range t.members() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	for pid, start := range t.seen {
-		if pi, ok := readStat(pid); ok && pi.start == start && pi.state != 'Z' {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	// SIGKILL is delivered asynchronously: wait (bounded) until every member
+	// ever seen is gone or a zombie, re-signalling stragglers.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		alive := 0
+		for pid, start := range t.seen {
+			if pi, ok := readStat(pid); ok && pi.start == start && pi.state != 'Z' && pi.state != 'X' {
+				alive++
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
+		if alive == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
