@@ -95,7 +95,7 @@ func (s *DirStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	if age := time.Since(st.ModTime()); age > s.e.cfg.TTL {
 		f.Close()
-		return nil, blobErr("get", key, NoChunk, fmt.Errorf("%w: expired %v ago (TTL %v)", ErrNotFound, (age - s.e.cfg.TTL).Round(time.Millisecond), s.e.cfg.TTL))
+		return nil, blobErr("get", key, NoChunk, fmt.Errorf("%w: expired %v ago (TTL %v)", ErrNotFound, (age-s.e.cfg.TTL).Round(time.Millisecond), s.e.cfg.TTL))
 	}
 	m, err := readFooter(f, st.Size())
 	if err != nil {

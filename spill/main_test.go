@@ -36,7 +36,6 @@ func newDir(t *testing.T, cfg spill.Config) *spill.DirStore {
 	return s
 }
 
-
 func TestConformanceDir(t *testing.T) {
 	t.Parallel()
 	spilltest.Run(t, func(t *testing.T) spill.Store { return newDir(t, testConfig("t")) })

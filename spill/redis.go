@@ -168,9 +168,13 @@ func transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// go-redis already retried the dial (5 attempts); nobody listens.
+		return false
+	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, redis.ErrPoolTimeout) {
 		return true
 	}
@@ -190,7 +194,7 @@ func (s *RedisStore) classify(err error) error {
 		return err
 	case strings.HasPrefix(err.Error(), "OOM "):
 		return fmt.Errorf("%w: %w", ErrFull, err)
-	case transient(err) || errors.Is(err, redis.ErrClosed):
+	case transient(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
