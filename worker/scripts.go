@@ -40,7 +40,7 @@ logev(ARGV[2], 'enqueued', 0, '', '', '', 0)
 return 1
 `)
 
-// claim: ARGV prefix, expected id ('' for any), worker, lease ms, max crashes,
+// claim: ARGV prefix, expected id (” for any), worker, lease ms, max crashes,
 // default max attempts. Pops the oldest job; counts the attempt at pickup;
 // dead-letters exhausted jobs instead of starting them.
 var claimScript = redis.NewScript(luaPrelude + `
