@@ -21,6 +21,9 @@ import (
 const (
 	defaultTailBytes = 8 << 10
 	defaultInterval  = 50 * time.Millisecond
+	// defaultCrossCheckInterval is the sampling period in cgroup mode, where
+	// the kernel enforces the limit and the sampler only cross-checks.
+	defaultCrossCheckInterval = 250 * time.Millisecond
 	// drainDelay bounds how long output copying may go on after the tree was
 	// killed (a process that escaped every kill could hold the pipes open).
 	drainDelay = 2 * time.Second
@@ -54,6 +57,10 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	iv := s.SampleInterval
 	if iv <= 0 {
 		iv = defaultInterval
+	}
+	crossIv := s.SampleInterval // cgroup mode: the sampler is only a cross-check
+	if crossIv <= 0 {
+		crossIv = defaultCrossCheckInterval
 	}
 	tailMax := s.StderrTailBytes
 	if tailMax <= 0 {
@@ -264,7 +271,11 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	go func() {
 		var peak int64
 		defer func() { sampled <- peak }()
-		tick := time.NewTicker(iv)
+		period := iv
+		if grp != nil {
+			period = crossIv
+		}
+		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for {
 			select {

@@ -93,7 +93,8 @@ type Spec struct {
 	// (default: the worker's own memory cgroup).
 	CgroupParent string
 	// SampleInterval is the memory sampling period of the watchdog
-	// (default 50ms) and of the cross-check sampler in cgroup mode.
+	// (default 50ms) and of the cross-check sampler in cgroup mode (default
+	// 250ms there).
 	SampleInterval time.Duration
 	// StderrTailBytes bounds the stderr kept for errors (default 8 KiB).
 	StderrTailBytes int
