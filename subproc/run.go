@@ -45,7 +45,8 @@ var (
 // failed run returns the same Result and an *Error. Run never returns before
 // every process of the child tree is gone (or was sent SIGKILL and escaped
 // every enforcement, possible only in watchdog/none mode) and its cgroup is
-// removed.
+// removed. When Stdin is not an *os.File, Run also waits for a Read of Stdin
+// already in progress to return.
 func Run(ctx context.Context, s Spec) (res Result, err error) {
 	if err := s.Validate(); err != nil {
 		return Result{}, err
@@ -257,7 +258,7 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 		go func() {
 			defer wg.Done()
 			defer inW.Close()
-			_, err := io.Copy(inW, s.Stdin)
+			_, err := copyIn(inW, s.Stdin)
 			if err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
 				inErr = err
 				killTree(fmt.Errorf("read stdin: %w", err))
@@ -304,8 +305,13 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	waitErr := cmd.Wait()
 	close(done)
 	res.SampledPeakBytes = <-sampled
-	// The direct child is gone: end whatever it left behind.
+	// The direct child is gone: end whatever it left behind, and stop
+	// feeding stdin (a Write in progress fails; a Read of Stdin in progress
+	// is waited for).
 	killTree(nil)
+	if inW != nil {
+		inW.Close()
+	}
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
 	select {
@@ -398,6 +404,17 @@ func copyOut(w io.Writer, r io.Reader) (n int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("stdout writer panicked: %v", p)
+		}
+	}()
+	return io.Copy(w, r)
+}
+
+// copyIn copies Stdin to the child, recovering a panicking reader as an
+// error.
+func copyIn(w io.Writer, r io.Reader) (n int64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("stdin reader panicked: %v", p)
 		}
 	}()
 	return io.Copy(w, r)

@@ -477,6 +477,42 @@ func TestStdoutWriterFailureKillsChild(t *testing.T) {
 	}
 }
 
+type panickyWriter struct{}
+
+func (panickyWriter) Write([]byte) (int, error) { panic("writer bug") }
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n > 0 {
+		r.n--
+		return copy(p, "{\"a\":1}\n"), nil
+	}
+	return 0, errors.New("upstream spill read failed")
+}
+
+func TestPanicsAndInputErrorsBecomeIOErrors(t *testing.T) {
+	requireNode(t)
+	t.Parallel()
+	res, err := subproc.Run(context.Background(), subproc.Spec{
+		Path: script(t, "docgen.js"), Node: &subproc.NodeOptions{}, Mode: subproc.ModeAuto,
+		Stdin: &rowReader{n: 1 << 30}, Stdout: panickyWriter{}, Timeout: time.Minute,
+	})
+	if !errors.Is(err, subproc.ErrIO) || !strings.Contains(err.Error(), "writer bug") {
+		t.Fatalf("err = %v", err)
+	}
+	if res.Cgroup != "" {
+		gone(t, res.Cgroup)
+	}
+	_, err = subproc.Run(context.Background(), subproc.Spec{
+		Path: script(t, "docgen.js"), Node: &subproc.NodeOptions{},
+		Stdin: &failingReader{n: 100}, Timeout: time.Minute,
+	})
+	if !errors.Is(err, subproc.ErrIO) || !strings.Contains(err.Error(), "upstream spill read failed") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestReserveHoldsBudgetWhileRunning(t *testing.T) {
 	requireNode(t)
 	t.Parallel()
