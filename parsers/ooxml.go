@@ -1,0 +1,117 @@
+package parsers
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+
+	"os"
+	"strings"
+)
+
+// openFile opens path for one of the Open* functions.
+func openFile(path, kind string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("parsers: open %s: %w", kind, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("parsers: open %s: %w", kind, err)
+	}
+	return f, st.Size(), nil
+}
+
+// mainPart returns the officeDocument target of the package, or def.
+func mainPart(ar *archive, lim Limits, def string) (string, error) {
+	rels, err := readRels(ar, "_rels/.rels", lim)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rels {
+		if strings.HasSuffix(r.typ, "/officeDocument") {
+			return resolve("", r.target), nil
+		}
+	}
+	return def, nil
+}
+
+// textCollector accumulates block text under the MaxCellBytes limit.
+type textCollector struct {
+	b    []byte
+	lim  Limits
+	file string
+	part string
+}
+
+func (t *textCollector) add(s []byte) error {
+	if int64(len(t.b)+len(s)) > t.lim.MaxCellBytes {
+		return &LimitError{File: t.file, Part: t.part, Limit: "MaxCellBytes", Max: t.lim.MaxCellBytes, Got: int64(len(t.b) + len(s))}
+	}
+	t.b = append(t.b, s...)
+	return nil
+}
+
+func (t *textCollector) addString(s string) error { return t.add([]byte(s)) }
+
+func checkCtx(ctx context.Context, file string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("parsers: %s: %w", file, err)
+	}
+	return nil
+}
+
+// readRunText collects the text of the element just started (a paragraph
+// or table cell): <t> character data, tabs and breaks; deleted text and
+// field instructions are left out. Paragraph ends become newlines
+// (trimmed at the end).
+func readRunText(x *xmlStream, tc *textCollector) error {
+	d := x.depth
+	inT := false
+	for x.depth >= d {
+		tok, err := x.next()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			switch t.Name.Local {
+			case "t":
+				inT = true
+			case "tab":
+				if err := tc.addString("\t"); err != nil {
+					return err
+				}
+			case "br", "cr":
+				if err := tc.addString("\n"); err != nil {
+					return err
+				}
+			case "delText", "instrText":
+				if err := x.skip(); err != nil {
+					return err
+				}
+			}
+		case xml.EndElement:
+			switch t.Name.Local {
+			case "t":
+				inT = false
+			case "p":
+				if x.depth >= d {
+					if err := tc.addString("\n"); err != nil {
+						return err
+					}
+				}
+			}
+		case xml.CharData:
+			if inT {
+				if err := tc.add(t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func trimText(b []byte) string { return strings.TrimRight(string(b), "\n") }
