@@ -158,7 +158,7 @@ func (e *env) launch(id string, args ...string) *proc {
 // event is one line of a worker's events file.
 type event struct {
 	kind, run, worker, extra string
-	attempt              int
+	attempt                  int
 }
 
 // events reads all event files, each in its own order, concatenated by
