@@ -12,7 +12,7 @@ const (
 	DefaultPrefix        = "dagrun:spill"
 	DefaultTTL           = 24 * time.Hour
 	DefaultChunkSize     = 1 << 20
-	DefaultReadAhead     = 4
+	DefaultReadAhead     = 1
 	DefaultDecoderMemory = 32 << 20
 	DefaultRetries       = 3
 	DefaultRetryBackoff  = 50 * time.Millisecond
