@@ -276,7 +276,9 @@ func (c *chunkReader) Close() error {
 }
 
 // release drops the value's memory and blob. It is called when the last
-// reference goes (or at the end of a --no-evict run).
+// reference goes (or at the end of a --no-evict run). A durable run keeps
+// blobs until the run has succeeded, so that a crash or a suspension can
+// resume from them.
 func (v *value) release() {
 	v.mu.Lock()
 	if v.freed {
@@ -292,7 +294,7 @@ func (v *value) release() {
 		v.r.pool.put(chunks)
 	}
 	v.r.acct.add(-held)
-	if key != "" {
+	if key != "" && !v.r.cfg.Durable {
 		if err := v.r.spiller.Delete(context.WithoutCancel(v.r.ctx), key); err != nil {
 			v.r.log.Warn("delete spilled output", "node_id", v.node, "key", key, "err", err)
 		}

@@ -576,3 +576,66 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSuspendAndResume(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry(t)
+	var approved atomic.Bool
+	var srcRuns atomic.Int32
+	reg.MustRegister(Type{Name: "approval", Output: KindBytes, MaxInputs: -1, New: func(*NodeSpec) (Node, error) {
+		return NodeFunc(func(ctx context.Context, in *Inputs, out *Output) error {
+			if !approved.Load() {
+				return fmt.Errorf("waiting for approval: %w", ErrSuspended)
+			}
+			rc, err := in.At(0).Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(out, rc)
+			return err
+		}), nil
+	}})
+	reg.MustRegister(Type{Name: "counted", Output: KindBytes, New: func(*NodeSpec) (Node, error) {
+		return NodeFunc(func(ctx context.Context, in *Inputs, out *Output) error {
+			srcRuns.Add(1)
+			_, err := io.WriteString(out, "draft v1")
+			return err
+		}), nil
+	}})
+	p := plan(t, reg, `{"name":"s","nodes":[
+		{"id":"src","type":"counted"},
+		{"id":"ok","type":"approval","inputs":["src"]},
+		{"id":"after","type":"gen","inputs":["ok"],"params":{"size":3}}]}`)
+	sp := newMemSpiller()
+	res, err := runPlan(t, Config{Spiller: sp, RunID: "r1", Durable: true}, p)
+	res.Close()
+	if !errors.Is(err, ErrSuspended) {
+		t.Fatalf("err = %v, want ErrSuspended", err)
+	}
+	for id, want := range map[string]Status{"src": StatusSucceeded, "ok": StatusSuspended, "after": StatusPending} {
+		if got := res.Report.Node(id).Status; got != want {
+			t.Errorf("run 1: %s is %s, want %s", id, got, want)
+		}
+	}
+	if res.Report.Status != "suspended" {
+		t.Errorf("run status %q", res.Report.Status)
+	}
+	approved.Store(true)
+	res, err = runPlan(t, Config{Spiller: sp, RunID: "r1", Resume: true}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Close()
+	for id, want := range map[string]Status{"src": StatusResumed, "ok": StatusSucceeded, "after": StatusSucceeded} {
+		if got := res.Report.Node(id).Status; got != want {
+			t.Errorf("run 2: %s is %s, want %s", id, got, want)
+		}
+	}
+	if n := srcRuns.Load(); n != 1 {
+		t.Fatalf("src ran %d times", n)
+	}
+	if n := sp.count(); n != 0 {
+		t.Fatalf("%d blobs left after the resumed run finished", n)
+	}
+}

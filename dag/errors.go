@@ -13,6 +13,13 @@ var ErrUpstreamFailed = errors.New("upstream failed")
 // ErrTimeout is the cause of a node attempt's context when its timeout fires.
 var ErrTimeout = errors.New("node timed out")
 
+// ErrSuspended is returned (wrapped) by a node that waits for something
+// outside the run, such as a human approval. The node is reported as
+// suspended, its dependents stay pending, and the run ends with a *RunError
+// that matches ErrSuspended. With a durable run, running the same RunID with
+// Resume later continues from the completed nodes.
+var ErrSuspended = errors.New("run suspended")
+
 // ErrPermanent marks an error that retrying cannot fix; wrap it with
 // Permanent.
 var ErrPermanent = errors.New("permanent error")
@@ -55,6 +62,10 @@ type RunError struct {
 	Failed    []*NodeError
 	Skipped   []string
 	Cancelled []string
+	// Suspended lists nodes that suspended the run; Pending the nodes that
+	// wait behind them.
+	Suspended []string
+	Pending   []string
 	Cause     error // set when the whole run was cancelled
 }
 
@@ -62,6 +73,8 @@ func (e *RunError) Error() string {
 	var b strings.Builder
 	if e.Cause != nil {
 		fmt.Fprintf(&b, "run cancelled: %v", e.Cause)
+	} else if len(e.Failed) == 0 && len(e.Suspended) > 0 {
+		b.WriteString("run suspended")
 	} else {
 		fmt.Fprintf(&b, "%d node(s) failed", len(e.Failed))
 	}
@@ -75,6 +88,9 @@ func (e *RunError) Error() string {
 	if len(e.Cancelled) > 0 {
 		fmt.Fprintf(&b, "\n  cancelled: %s", strings.Join(e.Cancelled, ", "))
 	}
+	if len(e.Suspended) > 0 {
+		fmt.Fprintf(&b, "\n  suspended at: %s (pending: %s)", strings.Join(e.Suspended, ", "), strings.Join(e.Pending, ", "))
+	}
 	return b.String()
 }
 
@@ -86,6 +102,9 @@ func (e *RunError) Unwrap() []error {
 	}
 	if e.Cause != nil {
 		out = append(out, e.Cause)
+	}
+	if len(e.Suspended) > 0 {
+		out = append(out, ErrSuspended)
 	}
 	return out
 }

@@ -158,6 +158,7 @@ const (
 	StatusSkipped   Status = "skipped"
 	StatusCancelled Status = "cancelled"
 	StatusResumed   Status = "resumed"
+	StatusSuspended Status = "suspended"
 )
 
 type run struct {
@@ -211,8 +212,9 @@ type group struct {
 	deps    map[*planNode]bool // external producers
 	pending int
 	waiters []*group
-	failed  []string // failed or skipped upstream node ids
-	done    bool
+	failed    []string // failed or skipped upstream node ids
+	suspended bool     // an upstream node suspended the run
+	done      bool
 }
 
 // Run executes a plan. It returns a Result (with the report, and the
@@ -267,7 +269,11 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 			w.pending--
 			for _, m := range g.members {
 				if w.deps[m] {
-					if st := r.states[m.idx].status; st != StatusSucceeded && st != StatusResumed {
+					switch st := r.states[m.idx].status; st {
+					case StatusSucceeded, StatusResumed:
+					case StatusSuspended, StatusPending:
+						w.suspended = true
+					default:
 						w.failed = append(w.failed, m.spec.ID)
 					}
 				}
@@ -278,7 +284,7 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 		}
 	}
 	launch = func(g *group) {
-		if len(g.failed) > 0 || r.ctx.Err() != nil {
+		if len(g.failed) > 0 || g.suspended || r.ctx.Err() != nil {
 			r.skip(g)
 			complete(g)
 			return
@@ -292,7 +298,7 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 		}()
 	}
 	for finished < len(groups) {
-		for len(ready) > 0 && (running < cfg.Parallelism || len(ready[0].failed) > 0 || r.ctx.Err() != nil) {
+		for len(ready) > 0 && (running < cfg.Parallelism || len(ready[0].failed) > 0 || ready[0].suspended || r.ctx.Err() != nil) {
 			g := ready[0]
 			ready = ready[1:]
 			launch(g)
@@ -342,6 +348,8 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 		rep.Status = "failed"
 		if runErr.Cause != nil {
 			rep.Status = "cancelled"
+		} else if len(runErr.Failed) == 0 && len(runErr.Suspended) > 0 {
+			rep.Status = "suspended"
 		}
 		rep.Error = runErr.Error()
 		r.log.Info("run finished", "status", rep.Status, "err", runErr)
@@ -379,12 +387,16 @@ func (r *run) runError() *RunError {
 			re.Skipped = append(re.Skipped, n.spec.ID)
 		case StatusCancelled:
 			re.Cancelled = append(re.Cancelled, n.spec.ID)
+		case StatusSuspended:
+			re.Suspended = append(re.Suspended, n.spec.ID)
+		case StatusPending:
+			re.Pending = append(re.Pending, n.spec.ID)
 		}
 	}
 	if cause := context.Cause(r.ctx); cause != nil && r.ctx.Err() != nil && len(re.Failed) == 0 {
 		re.Cause = cause
 	}
-	if len(re.Failed) == 0 && len(re.Skipped) == 0 && len(re.Cancelled) == 0 && re.Cause == nil {
+	if len(re.Failed) == 0 && len(re.Skipped) == 0 && len(re.Cancelled) == 0 && len(re.Suspended) == 0 && re.Cause == nil {
 		return nil
 	}
 	return re
@@ -492,7 +504,11 @@ func (r *run) refsFor(n *planNode) int {
 // and releases the inputs they would have read.
 func (r *run) skip(g *group) {
 	status := StatusSkipped
-	if len(g.failed) == 0 {
+	switch {
+	case len(g.failed) > 0:
+	case g.suspended && r.ctx.Err() == nil:
+		status = StatusPending
+	default:
 		status = StatusCancelled
 	}
 	for _, m := range g.members {
@@ -556,7 +572,7 @@ func (r *run) runGroup(g *group) {
 			return
 		}
 		retry := r.retryOf(failed)
-		if attempt >= retry.Attempts || errors.Is(err, ErrPermanent) || r.ctx.Err() != nil {
+		if attempt >= retry.Attempts || errors.Is(err, ErrPermanent) || errors.Is(err, ErrSuspended) || r.ctx.Err() != nil {
 			return
 		}
 		wait := time.Duration(retry.Backoff) << (attempt - 1)
@@ -690,6 +706,9 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 			st.err = classify(m, attempt, firstErr, r.ctx)
 			if st.err.Kind == KindCancelled {
 				st.status = StatusCancelled
+			}
+			if errors.Is(firstErr, ErrSuspended) {
+				st.status, st.err = StatusSuspended, nil
 			}
 		} else {
 			st.status = StatusSkipped
@@ -891,9 +910,18 @@ func (res *Result) Close() error {
 		return nil
 	}
 	res.closed = true
-	for _, v := range res.r.values {
+	r := res.r
+	for _, v := range r.values {
 		if v != nil {
-			res.r.free(v)
+			r.free(v)
+		}
+	}
+	if r.cfg.Durable && res.Report != nil && res.Report.Status == "succeeded" {
+		ctx := context.WithoutCancel(r.ctx)
+		for _, n := range r.plan.nodes {
+			if n.result {
+				_ = r.spiller.Delete(ctx, r.outputKey(n.spec.ID))
+			}
 		}
 	}
 	return nil
@@ -1023,10 +1051,15 @@ func (r *run) verify(rec *record) error {
 	return nil
 }
 
+// clearRecords deletes a succeeded durable run's records and the blobs of
+// outputs that are not results (result blobs go when the Result is closed).
 func (r *run) clearRecords() {
 	ctx := context.WithoutCancel(r.ctx)
 	for _, n := range r.plan.nodes {
 		_ = r.spiller.Delete(ctx, r.recordKey(n.spec.ID))
+		if !n.result {
+			_ = r.spiller.Delete(ctx, r.outputKey(n.spec.ID))
+		}
 	}
 }
 
