@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/xuri/excelize/v2"
 )
 
 var appendRune = utf8.AppendRune
@@ -42,8 +40,8 @@ type numFmt struct {
 }
 
 type datePart struct {
-	lit  string
-	kind byte // 0 literal, 'y','Y'(yy),'M'(month num),'N'(mmm),'O'(mmmm),'d','D'(dd),'a'(ddd),'A'(dddd),'h','H'(hh),'m','n'(mm minutes),'s','S'(ss),'p'(AM/PM),'f'(fraction)
+	lit   string
+	kind  byte // 0 literal, 'y','Y'(yy),'M'(month num),'N'(mmm),'O'(mmmm),'d','D'(dd),'a'(ddd),'A'(dddd),'h','H'(hh),'m','n'(mm minutes),'s','S'(ss),'p'(AM/PM),'f'(fraction)
 	width int
 }
 
@@ -272,11 +270,10 @@ func nextKind(p []datePart, i int) byte {
 // cell renders v with the format.
 func (f *numFmt) cell(v float64, date1904 bool) Cell {
 	if f.date {
-		t, err := excelize.ExcelDateToTime(v, date1904)
-		if err != nil || v < 0 {
+		t, ok := excelTime(v, date1904)
+		if !ok {
 			return Cell{Kind: KindNumber, Number: v, Text: formatGeneral(v)}
 		}
-		t = t.Round(time.Millisecond)
 		return Cell{Kind: KindDate, Number: v, Time: t, Text: f.renderDate(t, v)}
 	}
 	return Cell{Kind: KindNumber, Number: v, Text: f.renderNumber(v)}
@@ -428,4 +425,31 @@ func (f *numFmt) renderDate(t time.Time, serial float64) string {
 		}
 	}
 	return string(b)
+}
+
+// maxSerial is 9999-12-31, Excel's last date.
+const maxSerial = 2958465
+
+// excelTime converts an Excel serial date to UTC, rounded to the
+// millisecond. The 1900 system keeps Excel's fictitious 1900-02-29
+// (serial 60), shown as 1900-02-28.
+func excelTime(v float64, date1904 bool) (time.Time, bool) {
+	if v < 0 || v > maxSerial+1 || math.IsNaN(v) {
+		return time.Time{}, false
+	}
+	var base time.Time
+	switch {
+	case date1904:
+		base = time.Date(1904, 1, 1, 0, 0, 0, 0, time.UTC)
+	case v < 61:
+		base = time.Date(1899, 12, 31, 0, 0, 0, 0, time.UTC)
+		if v >= 60 {
+			v--
+		}
+	default:
+		base = time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC)
+	}
+	days := math.Floor(v)
+	ms := math.Round((v - days) * 86400000)
+	return base.AddDate(0, 0, int(days)).Add(time.Duration(ms) * time.Millisecond), true
 }

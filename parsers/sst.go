@@ -31,6 +31,8 @@ type sharedStrings struct {
 	size        int64 // bytes of string data
 	count       int64
 
+	dataCache, indexCache blockCache
+
 	cache [sstCacheSlots]struct {
 		i int64
 		s string
@@ -108,6 +110,8 @@ func (s *sharedStrings) finish() error {
 		return fmt.Errorf("shared strings data: %w", err)
 	}
 	s.iw, s.dw = nil, nil
+	s.dataCache = blockCache{f: s.data, bs: 64 << 10}
+	s.indexCache = blockCache{f: s.index, bs: 16 << 10}
 	return nil
 }
 
@@ -129,13 +133,16 @@ func (s *sharedStrings) get(i int64) (string, bool, error) {
 	if slot.i == i {
 		return slot.s, true, nil
 	}
-	if _, err := s.index.ReadAt(s.scratch[:16], i*8); err != nil {
+	if err := s.indexCache.readAt(s.scratch[:16], i*8); err != nil {
 		return "", false, fmt.Errorf("shared strings index: %w", err)
 	}
 	start := int64(binary.LittleEndian.Uint64(s.scratch[:8]))
 	end := int64(binary.LittleEndian.Uint64(s.scratch[8:]))
+	if end < start || end > s.size {
+		return "", false, fmt.Errorf("shared strings index: bad entry %d", i)
+	}
 	b := make([]byte, end-start)
-	if _, err := s.data.ReadAt(b, start); err != nil && err != io.EOF {
+	if err := s.dataCache.readAt(b, start); err != nil {
 		return "", false, fmt.Errorf("shared strings data: %w", err)
 	}
 	str := string(b)
@@ -265,4 +272,53 @@ func hex4(b []byte) (int, bool) {
 		}
 	}
 	return v, true
+}
+
+const cacheBlocks = 16
+
+// blockCache is a small direct-mapped cache of fixed-size blocks of a
+// file: shared strings are numbered in order of first use, so lookups
+// while reading rows mostly hit recently loaded blocks. It holds at most
+// cacheBlocks*bs bytes.
+type blockCache struct {
+	f      *os.File
+	bs     int64
+	blocks [cacheBlocks]struct {
+		idx int64
+		n   int64
+		buf []byte
+	}
+}
+
+func (c *blockCache) readAt(p []byte, off int64) error {
+	if int64(len(p)) > 2*c.bs {
+		_, err := c.f.ReadAt(p, off)
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	}
+	for len(p) > 0 {
+		bi := off / c.bs
+		slot := &c.blocks[bi%cacheBlocks]
+		if slot.buf == nil || slot.idx != bi {
+			if slot.buf == nil {
+				slot.buf = make([]byte, c.bs)
+			}
+			n, err := c.f.ReadAt(slot.buf, bi*c.bs)
+			if err != nil && err != io.EOF {
+				slot.buf = nil
+				return err
+			}
+			slot.idx, slot.n = bi, int64(n)
+		}
+		o := off - bi*c.bs
+		if o >= slot.n {
+			return io.ErrUnexpectedEOF
+		}
+		k := copy(p, slot.buf[o:slot.n])
+		p = p[k:]
+		off += int64(k)
+	}
+	return nil
 }
