@@ -53,6 +53,12 @@ type Config struct {
 	// RetryBackoff is the first wait between retries, doubled each time.
 	// Default DefaultRetryBackoff.
 	RetryBackoff time.Duration
+	// SyncWrites makes the directory store fsync each blob before it
+	// becomes visible, so blobs survive a host crash, not only a worker
+	// crash (the page cache outlives a SIGKILLed process). Default off: a
+	// blob torn by a host crash fails its checksums, it is never read as
+	// valid.
+	SyncWrites bool
 	// Logger receives warnings (failed cleanup). Default: discard.
 	Logger *slog.Logger
 }

@@ -216,8 +216,10 @@ func (w *dirSink) commit(ctx context.Context, m *manifest) error {
 	if _, err := w.f.Write(footer(m)); err != nil {
 		return blobErr("put", w.key, NoChunk, fsErr(err))
 	}
-	if err := w.f.Sync(); err != nil {
-		return blobErr("put", w.key, NoChunk, fsErr(err))
+	if w.s.e.cfg.SyncWrites {
+		if err := w.f.Sync(); err != nil {
+			return blobErr("put", w.key, NoChunk, fsErr(err))
+		}
 	}
 	if err := w.f.Close(); err != nil {
 		return blobErr("put", w.key, NoChunk, fsErr(err))

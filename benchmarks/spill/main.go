@@ -242,15 +242,15 @@ func heapCase(kind, redisAddr string) (result, error) {
 	getPeak := <-peakc
 	peak := max(putPeak, getPeak)
 	return result{
-		"heap_put_above_baseline_mib": mib(putPeak) - mib(base),
+		"heap_put_above_baseline_mib":      mib(putPeak) - mib(base),
 		"live_heap_max_above_baseline_mib": mib(liveMax) - mib(liveBase),
-		"heap_get_above_baseline_mib": mib(getPeak) - mib(base),
-		"heap_baseline_mib":       mib(base),
-		"heap_peak_mib":           mib(peak),
-		"heap_above_baseline_mib": mib(peak) - mib(base),
-		"put_mb_s":                float64(size) / 1e6 / putDur.Seconds(),
-		"get_mb_s":                float64(size) / 1e6 / getDur.Seconds(),
-		"compression_ratio":       info.Ratio(),
+		"heap_get_above_baseline_mib":      mib(getPeak) - mib(base),
+		"heap_baseline_mib":                mib(base),
+		"heap_peak_mib":                    mib(peak),
+		"heap_above_baseline_mib":          mib(peak) - mib(base),
+		"put_mb_s":                         float64(size) / 1e6 / putDur.Seconds(),
+		"get_mb_s":                         float64(size) / 1e6 / getDur.Seconds(),
+		"compression_ratio":                info.Ratio(),
 	}, nil
 }
 
