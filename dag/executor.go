@@ -207,11 +207,11 @@ func (r *run) recordKey(node string) string { return "runs/" + r.id + "/nodes/" 
 
 // group is a set of nodes joined by piped tables, launched together.
 type group struct {
-	members []*planNode
-	piped   map[*planNode]bool // producers whose output is piped inside the group
-	deps    map[*planNode]bool // external producers
-	pending int
-	waiters []*group
+	members   []*planNode
+	piped     map[*planNode]bool // producers whose output is piped inside the group
+	deps      map[*planNode]bool // external producers
+	pending   int
+	waiters   []*group
 	failed    []string // failed or skipped upstream node ids
 	suspended bool     // an upstream node suspended the run
 	done      bool
