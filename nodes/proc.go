@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -233,7 +234,7 @@ func childMode(res subproc.Result) string {
 }
 
 // procError names the outcome of a failed child with its peak and limit.
-// Memory overruns are permanent: the same budget would fail again.
+// Memory overruns and missing programs are permanent: retrying cannot help.
 func procError(typ, node, what string, err error) error {
 	var se *subproc.Error
 	if !errors.As(err, &se) {
@@ -264,8 +265,8 @@ func procError(typ, node, what string, err error) error {
 	}
 	e := fmt.Errorf("%s %q: %s %s at peak %s of limit %s (%s): %w", typ, node, filepath.Base(what), outcome,
 		dag.FormatBytes(se.PeakBytes), dag.FormatBytes(se.LimitBytes), se.Mode, err)
-	if errors.Is(err, subproc.ErrMemoryExceeded) {
-		return dag.Permanent(e)
+	if errors.Is(err, subproc.ErrMemoryExceeded) || errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		return dag.Permanent(e) // the same budget or a missing program fails again
 	}
 	return e
 }
