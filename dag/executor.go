@@ -169,13 +169,15 @@ type run struct {
 	id      string
 	log     *slog.Logger
 	spiller Spiller
+	debug   bool
 	acct    *accountant
 	pool    *chunkPool
 	wg      sync.WaitGroup
 
-	mu     sync.Mutex
-	values []*value // by node idx: the committed output
-	states []*nodeState
+	mu      sync.Mutex
+	values  []*value // by node idx: the committed output
+	states  []*nodeState
+	groupOf []*group // by node idx; nil for resumed nodes
 }
 
 type nodeState struct {
@@ -205,13 +207,16 @@ func (r *run) emit(e Event) {
 func (r *run) outputKey(node string) string { return "runs/" + r.id + "/out/" + node }
 func (r *run) recordKey(node string) string { return "runs/" + r.id + "/nodes/" + node }
 
-// group is a set of nodes joined by piped tables, launched together.
+// group is a set of nodes joined by piped tables, launched together. Its
+// members form an in-tree: every member but the sink pipes its table to
+// another member, so only the sink's output is read from outside.
 type group struct {
 	members   []*planNode
-	piped     map[*planNode]bool // producers whose output is piped inside the group
-	deps      map[*planNode]bool // external producers
+	sink      *planNode
+	piped     map[*planNode]bool // producers whose output is piped inside the group (nil: none)
 	pending   int
 	waiters   []*group
+	lastWait  *group   // dedup marker while building waiters
 	failed    []string // failed or skipped upstream node ids
 	suspended bool     // an upstream node suspended the run
 	done      bool
@@ -230,6 +235,7 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 		r.id = newRunID()
 	}
 	r.log = cfg.Logger.With("run_id", r.id, "workflow", p.Workflow.Name)
+	r.debug = r.log.Enabled(ctx, slog.LevelDebug)
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)
 	r.values = make([]*value, len(p.nodes))
@@ -267,16 +273,12 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 		finished++
 		for _, w := range g.waiters {
 			w.pending--
-			for _, m := range g.members {
-				if w.deps[m] {
-					switch st := r.states[m.idx].status; st {
-					case StatusSucceeded, StatusResumed:
-					case StatusSuspended, StatusPending:
-						w.suspended = true
-					default:
-						w.failed = append(w.failed, m.spec.ID)
-					}
-				}
+			switch st := r.states[g.sink.idx].status; st {
+			case StatusSucceeded, StatusResumed:
+			case StatusSuspended, StatusPending:
+				w.suspended = true
+			default:
+				w.failed = append(w.failed, g.sink.spec.ID)
 			}
 			if w.pending == 0 {
 				ready = append(ready, w)
@@ -431,6 +433,7 @@ func (r *run) buildGroups(resumed map[*planNode]bool) []*group {
 	}
 	byRoot := map[int]*group{}
 	var groups []*group
+	r.groupOf = make([]*group, len(p.nodes))
 	for _, n := range p.order {
 		if resumed[n] {
 			r.states[n.idx].status = StatusResumed
@@ -439,61 +442,46 @@ func (r *run) buildGroups(resumed map[*planNode]bool) []*group {
 		root := find(n.idx)
 		g := byRoot[root]
 		if g == nil {
-			g = &group{piped: map[*planNode]bool{}, deps: map[*planNode]bool{}}
+			g = &group{}
 			byRoot[root] = g
 			groups = append(groups, g)
 		}
 		g.members = append(g.members, n)
+		r.groupOf[n.idx] = g
 		if piped[n] {
+			if g.piped == nil {
+				g.piped = map[*planNode]bool{}
+			}
 			g.piped[n] = true
 			r.states[n.idx].piped = true
-		}
-	}
-	memberOf := map[*planNode]*group{}
-	for _, g := range groups {
-		for _, m := range g.members {
-			memberOf[m] = g
+		} else {
+			g.sink = n
 		}
 	}
 	for _, g := range groups {
-		waitOn := map[*group]bool{}
 		for _, m := range g.members {
 			for _, in := range m.inputs {
-				if memberOf[in] == g {
+				dg := r.groupOf[in.idx]
+				if dg == g || dg == nil || dg.lastWait == g {
 					continue
 				}
-				g.deps[in] = true
-				if dg := memberOf[in]; dg != nil && !waitOn[dg] {
-					waitOn[dg] = true
-					dg.waiters = append(dg.waiters, g)
-					g.pending++
-				}
+				dg.lastWait = g
+				dg.waiters = append(dg.waiters, g)
+				g.pending++
 			}
 		}
-	}
-	// Reference counts: one per consuming edge, plus one for a result.
-	for _, n := range p.nodes {
-		refs := 0
-		for _, c := range n.consumers {
-			if !resumed[c] {
-				refs++
-			}
-		}
-		if n.result {
-			refs++
-		}
-		r.states[n.idx].metrics = nil
-		if v := r.values[n.idx]; v != nil { // resumed output
-			v.refs = refs
-		}
-		_ = refs
 	}
 	return groups
 }
 
 // refsFor is the number of references a newly committed output starts with.
 func (r *run) refsFor(n *planNode) int {
-	refs := len(n.consumers)
+	refs := 0
+	for _, c := range n.consumers {
+		if r.groupOf[c.idx] != nil { // resumed consumers never read it
+			refs++
+		}
+	}
 	if n.result {
 		refs++
 	}
@@ -527,7 +515,7 @@ func (r *run) skip(g *group) {
 func (r *run) releaseInputs(g *group) {
 	for _, m := range g.members {
 		for _, in := range m.inputs {
-			if g.deps[in] {
+			if r.groupOf[in.idx] != g {
 				r.release(in, m)
 			}
 		}
@@ -603,30 +591,37 @@ func (r *run) retryOf(n *planNode) Retry {
 // attemptGroup runs every member once. It returns the member that failed
 // first (the root cause) and its error, or nil.
 func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
-	gctx, gcancel := context.WithCancelCause(r.ctx)
-	defer gcancel(nil)
-	outs := make(map[*planNode]*Output, len(g.members))
-	pipes := map[*planNode]*pipe{}
-	for _, m := range g.members {
+	gctx, gcancel := r.ctx, context.CancelCauseFunc(func(error) {})
+	if len(g.members) > 1 {
+		gctx, gcancel = context.WithCancelCause(r.ctx)
+		defer gcancel(nil)
+	}
+	outs := make([]*Output, len(g.members))
+	var pipes map[*planNode]*pipe
+	var outOf map[*planNode]*Output
+	for i, m := range g.members {
 		v := &value{r: r, node: m.spec.ID, kind: m.typ.Output, threshold: r.threshold(m)}
-		o := &Output{v: v, typeK: m.typ.Output}
+		outs[i] = &Output{v: v, typeK: m.typ.Output}
 		if g.piped[m] {
+			if pipes == nil {
+				pipes, outOf = map[*planNode]*pipe{}, map[*planNode]*Output{}
+			}
 			pp := newPipe(r.acct)
 			pipes[m] = pp
-			o.pipe = pp
+			outs[i].pipe = pp
+			outOf[m] = outs[i]
 		}
-		outs[m] = o
 	}
 	var (
 		mu        sync.Mutex
 		firstNode *planNode
 		firstErr  error
 	)
-	runOne := func(m *planNode) {
-		in := &Inputs{}
+	runOne := func(m *planNode, out *Output) {
+		in := &Inputs{list: make([]*Input, 0, len(m.inputs))}
 		for _, src := range m.inputs {
 			if pp := pipes[src]; pp != nil {
-				in.list = append(in.list, &Input{v: outs[src].v, pipe: pp})
+				in.list = append(in.list, &Input{v: outOf[src].v, pipe: pp})
 			} else {
 				r.mu.Lock()
 				v := r.values[src.idx]
@@ -634,15 +629,13 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 				in.list = append(in.list, &Input{v: v})
 			}
 		}
-		err := r.runNode(gctx, m, in, outs[m], attempt)
+		err := r.runNode(gctx, m, in, out, attempt)
 		if err != nil {
-			if pp := outs[m].pipe; pp != nil {
-				pp.fail(err)
+			if out.pipe != nil {
+				out.pipe.fail(err)
 			}
 			mu.Lock()
-			if firstNode == nil && !errors.Is(err, ErrUpstreamFailed) {
-				firstNode, firstErr = m, err
-			} else if firstNode == nil {
+			if firstNode == nil {
 				firstNode, firstErr = m, err
 			}
 			mu.Unlock()
@@ -650,14 +643,14 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 		}
 	}
 	if len(g.members) == 1 {
-		runOne(g.members[0])
+		runOne(g.members[0], outs[0])
 	} else {
 		var wg sync.WaitGroup
-		for _, m := range g.members {
+		for i, m := range g.members {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				runOne(m)
+				runOne(m, outs[i])
 			}()
 		}
 		wg.Wait()
@@ -666,7 +659,7 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 		pp.drain(true)
 	}
 	if firstNode == nil {
-		for _, m := range g.members {
+		for i, m := range g.members {
 			st := r.states[m.idx]
 			r.mu.Lock()
 			st.status = StatusSucceeded
@@ -674,7 +667,7 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 			if g.piped[m] {
 				continue
 			}
-			v := outs[m].v
+			v := outs[i].v
 			v.mu.Lock()
 			v.complete = true
 			v.doneAt = time.Now()
@@ -697,8 +690,8 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 	}
 	// Classify: the root cause failed; members cancelled because of it are
 	// skipped as upstream failed (or failed themselves on the last attempt).
-	for _, m := range g.members {
-		outs[m].abort(firstErr)
+	for i, m := range g.members {
+		outs[i].abort(firstErr)
 		st := r.states[m.idx]
 		r.mu.Lock()
 		if m == firstNode {
@@ -764,8 +757,9 @@ func (r *run) runNode(ctx context.Context, m *planNode, in *Inputs, out *Output,
 	}
 	r.mu.Unlock()
 	r.emit(Event{Type: EventNodeStarted, Node: m.spec.ID})
-	log := r.log.With("node_id", m.spec.ID, "node_type", m.spec.Type)
-	log.Debug("node started", "attempt", attempt)
+	if r.debug {
+		r.log.Debug("node started", "node_id", m.spec.ID, "node_type", m.spec.Type, "attempt", attempt)
+	}
 	heap0 := heapBytes()
 	nctx := ctx
 	timeout := time.Duration(m.spec.Timeout)
@@ -777,7 +771,7 @@ func (r *run) runNode(ctx context.Context, m *planNode, in *Inputs, out *Output,
 		nctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
 		defer cancel()
 	}
-	nctx = withNodeInfo(nctx, &NodeInfo{RunID: r.id, NodeID: m.spec.ID, Attempt: attempt, Logger: log, state: st, r: r})
+	nctx = withNodeInfo(nctx, &NodeInfo{RunID: r.id, NodeID: m.spec.ID, Type: m.spec.Type, Attempt: attempt, state: st, r: r})
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -802,9 +796,9 @@ func (r *run) runNode(ctx context.Context, m *planNode, in *Inputs, out *Output,
 	st.heapDelta = heapBytes() - heap0
 	r.mu.Unlock()
 	if err != nil {
-		log.Info("node failed", "attempt", attempt, "err", err)
-	} else {
-		log.Debug("node finished", "attempt", attempt)
+		r.log.Info("node failed", "node_id", m.spec.ID, "node_type", m.spec.Type, "attempt", attempt, "err", err)
+	} else if r.debug {
+		r.log.Debug("node finished", "node_id", m.spec.ID, "node_type", m.spec.Type, "attempt", attempt)
 	}
 	r.emit(Event{Type: EventNodeFinished, Node: m.spec.ID, Err: err})
 	return err
@@ -844,10 +838,15 @@ func (r *run) relieve(n int64) (int64, error) {
 type NodeInfo struct {
 	RunID   string
 	NodeID  string
+	Type    string
 	Attempt int
-	Logger  *slog.Logger
 	state   *nodeState
 	r       *run
+}
+
+// Logger returns the run's logger with the node's attributes.
+func (n *NodeInfo) Logger() *slog.Logger {
+	return n.r.log.With("node_id", n.NodeID, "node_type", n.Type, "attempt", n.Attempt)
 }
 
 // SetMetric records a named figure in the node's report (for example the
