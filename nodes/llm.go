@@ -169,7 +169,8 @@ we you they our their your which what who how why there here than then only just
 // sentences.
 type textGen struct {
 	r         *rand.Rand
-	carry     []byte
+	carry     []byte // the end of a word that did not fit the last fill
+	word      []byte // scratch
 	sentLeft  int
 	paraLeft  int
 	startSent bool
@@ -182,14 +183,15 @@ func newTextGen(seed, promptHash uint64) *textGen {
 // fill fills p with the next len(p) bytes of text.
 func (g *textGen) fill(p []byte) {
 	n := copy(p, g.carry)
-	g.carry = g.carry[n:]
-	if len(g.carry) > 0 {
+	if n < len(g.carry) {
+		g.carry = g.carry[:copy(g.carry, g.carry[n:])]
 		return
 	}
+	g.carry = g.carry[:0]
 	// Generate straight into p; the word that does not fit is carried over.
-	var word []byte
 	for n < len(p) {
-		word = g.appendWord(word[:0])
+		word := g.appendWord(g.word[:0])
+		g.word = word
 		c := copy(p[n:], word)
 		n += c
 		if c < len(word) {
@@ -508,6 +510,15 @@ type chatStream struct {
 	node, provider      string
 	w                   *limitWriter
 	inTokens, outTokens int64
+	scratch             []byte
+}
+
+// write writes one delta through a reused buffer (io.WriteString would
+// allocate a copy of every delta).
+func (s *chatStream) write(text string) error {
+	s.scratch = append(s.scratch[:0], text...)
+	_, err := s.w.Write(s.scratch)
+	return err
 }
 
 // maxEventBytes bounds one SSE event, so a broken server cannot make the
@@ -574,7 +585,7 @@ func (s *chatStream) openai(data []byte) (bool, error) {
 	}
 	for _, ch := range ev.Choices {
 		if ch.Delta.Content != "" {
-			if _, err := io.WriteString(s.w, ch.Delta.Content); err != nil {
+			if err := s.write(ch.Delta.Content); err != nil {
 				return false, err
 			}
 		}
@@ -611,7 +622,7 @@ func (s *chatStream) anthropic(event string, data []byte) (bool, error) {
 	switch event {
 	case "content_block_delta":
 		if ev.Delta.Text != "" {
-			if _, err := io.WriteString(s.w, ev.Delta.Text); err != nil {
+			if err := s.write(ev.Delta.Text); err != nil {
 				return false, err
 			}
 		}
