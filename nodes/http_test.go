@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -288,4 +289,36 @@ func TestHTTPRequestParamErrors(t *testing.T) {
 		_, err := typ.New(&dag.NodeSpec{ID: "x", Params: json.RawMessage(tc.params)})
 		assertParamFields(t, err, tc.fields...)
 	}
+}
+
+// A tool call: http.request sends the query and a header whose value comes
+// from the environment, and streams the JSON response into its output.
+func Example_httpRequest() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"q":%q,"auth":%q}`, r.URL.Query().Get("q"), r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	reg := NewRegistry(Options{Getenv: func(k string) string { return map[string]string{"TOOL_TOKEN": "t0k"}[k] }})
+	wf, _ := dag.Parse([]byte(fmt.Sprintf(`{"name":"tool","nodes":[
+		{"id":"search","type":"http.request","params":{"url":%q,"query":{"q":"revenue"},
+		 "headers":{"Authorization":"Bearer ${TOOL_TOKEN}"},"max_response_bytes":"1MiB"}}]}`, srv.URL)), dag.LoadLimits{})
+	plan, err := dag.Validate(wf, reg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ex, _ := dag.New(dag.Config{})
+	res, err := ex.Run(context.Background(), plan)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer res.Close()
+	out, _ := res.Output("search")
+	rc, _ := out.Open(context.Background())
+	defer rc.Close()
+	body, _ := io.ReadAll(rc)
+	fmt.Println(string(body))
+	// Output:
+	// {"q":"revenue","auth":"Bearer t0k"}
 }

@@ -762,3 +762,36 @@ func BenchmarkLLMChat(b *testing.B) {
 		})
 	}
 }
+
+// A load-test workflow: llm.mock reads its input as the prompt and streams
+// a deterministic reply of exactly reply_bytes.
+func Example_llmMock() {
+	reg := NewRegistry(Options{})
+	wf, err := dag.Parse([]byte(`{"name":"load-test","nodes":[
+		{"id":"llm","type":"llm.mock","params":{"reply_bytes":120,"seed":7,"prompt":"Summarise the quarter."}}]}`), dag.LoadLimits{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	plan, err := dag.Validate(wf, reg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ex, _ := dag.New(dag.Config{})
+	res, err := ex.Run(context.Background(), plan)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer res.Close()
+	out, _ := res.Output("llm")
+	rc, _ := out.Open(context.Background())
+	defer rc.Close()
+	reply, _ := io.ReadAll(rc)
+	fmt.Printf("%d bytes: %s\n", len(reply), reply)
+	fmt.Println("prompt_bytes:", res.Report.Node("llm").Metrics["prompt_bytes"])
+	// Output:
+	// 120 bytes: Is day all also issue further still. Since fell, weak, question year stable below indicates then the will were, record d
+	// prompt_bytes: 22
+}
