@@ -125,7 +125,7 @@ type Options struct {
 	// filesystem these bytes count against the container's memory.
 	TempDir string
 	// SharedStringsInMemory is how many bytes of xlsx shared strings are
-	// kept in memory before the table spills to disk; 0 means 1 MiB,
+	// kept in memory before the table spills to disk; 0 means 256 KiB,
 	// negative means never spill.
 	SharedStringsInMemory int64
 }

@@ -11,7 +11,7 @@ import (
 
 const (
 	sstCacheSlots  = 4096
-	sstCacheMaxLen = 1024 // strings longer than this are not cached
+	sstCacheMaxLen = 64 // longer strings are rarely repeated: not cached
 )
 
 // sharedStrings is the xlsx shared-string table, compact in memory while
@@ -22,7 +22,7 @@ const (
 // cache, whatever the table's size.
 type sharedStrings struct {
 	memMax int64
-	buf    []byte   // in-memory strings
+	buf    []byte   // in-memory strings; once spilled, a read buffer
 	offs   []uint32 // in-memory start offsets; len == count
 
 	dir         string
@@ -141,11 +141,17 @@ func (s *sharedStrings) get(i int64) (string, bool, error) {
 	if end < start || end > s.size {
 		return "", false, fmt.Errorf("shared strings index: bad entry %d", i)
 	}
-	b := make([]byte, end-start)
+	if int64(cap(s.buf)) < end-start {
+		s.buf = make([]byte, end-start)
+	}
+	b := s.buf[:end-start]
 	if err := s.dataCache.readAt(b, start); err != nil {
 		return "", false, fmt.Errorf("shared strings data: %w", err)
 	}
 	str := string(b)
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil // do not keep a huge one-off buffer
+	}
 	if len(str) <= sstCacheMaxLen {
 		slot.i, slot.s = i, str
 	}
@@ -176,7 +182,7 @@ func (s *sharedStrings) close() error {
 func readSharedStrings(r io.Reader, file, part string, lim Limits, opts Options) (*sharedStrings, error) {
 	mem := opts.SharedStringsInMemory
 	if mem == 0 {
-		mem = 1 << 20
+		mem = 256 << 10
 	}
 	s := newSharedStrings(opts.tempDir(), mem)
 	x := newXMLStream(r, file, part, lim)
@@ -274,7 +280,7 @@ func hex4(b []byte) (int, bool) {
 	return v, true
 }
 
-const cacheBlocks = 16
+const cacheBlocks = 8
 
 // blockCache is a small direct-mapped cache of fixed-size blocks of a
 // file: shared strings are numbered in order of first use, so lookups

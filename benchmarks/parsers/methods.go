@@ -16,6 +16,7 @@ import (
 )
 
 func init() {
+	methods["noop"] = func(context.Context, string) (result, error) { return result{Units: "-"}, nil }
 	methods["dagrun-xlsx"] = dagrunXLSX
 	methods["excelize-getrows"] = excelizeGetRows
 	methods["excelize-rows"] = excelizeRows
