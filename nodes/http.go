@@ -39,6 +39,7 @@ type HTTPError struct {
 // BodyExcerptBytes bounds HTTPError.Body.
 const BodyExcerptBytes = 1024
 
+// Error names the node, request and status, with the body excerpt.
 func (e *HTTPError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %q: %s %s: HTTP %d %s", e.Node, e.Method, e.URL, e.Status, http.StatusText(e.Status))

@@ -265,6 +265,7 @@ type ModelError struct {
 	Node, Provider, Type, Message string
 }
 
+// Error names the node, provider and error type.
 func (e *ModelError) Error() string {
 	return fmt.Sprintf("node %q: %s stream error %s: %s", e.Node, e.Provider, e.Type, e.Message)
 }
