@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dagrun/dagrun/dag"
@@ -81,10 +82,13 @@ func TestScriptOOMFailsNodeNextSucceeds(t *testing.T) {
 	requireCgroupMode(t)
 	noLeaks(t)
 	reg := setup(t, Options{BaseDir: scriptsDir(t), ChildMode: subproc.ModeCgroup})
+	var mu sync.Mutex // rows and next run together, joined by a pipe
 	var order []string
 	res, err := runWF(t, reg, dag.Config{Parallelism: 1, OnEvent: func(e dag.Event) {
 		if e.Type == dag.EventNodeStarted {
+			mu.Lock()
 			order = append(order, e.Node)
+			mu.Unlock()
 		}
 	}}, `{"name":"oom","nodes":[
 		{"id":"hog","type":"node.script","retry":{"attempts":3,"backoff":"1ms"},"params":{"script":"alloc_buffers.js","args":["512"],"memory":"256MiB"}},
