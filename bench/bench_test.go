@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestQuickDealIntelligence runs the harness as `dagrun bench --quick`
+// does, on the smallest workflow with the incident mode and evict+stream,
+// and checks the files and the figures.
+func TestQuickDealIntelligence(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := Main(context.Background(), []string{"--quick", "--no-peers", "--out", out,
+		"--modes", ModeIncident + "," + ModeStream, "deal-intelligence"}, &stdout, &stderr, false)
+	if err != nil {
+		t.Fatalf("Main: %v\nstderr: %s", err, stderr.String())
+	}
+	for _, f := range []string{"summary.md", "results.json", "deal-intelligence.svg"} {
+		st, err := os.Stat(filepath.Join(out, f))
+		if err != nil || st.Size() == 0 {
+			t.Fatalf("%s not written: %v", f, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cases) != 2 {
+		t.Fatalf("cases = %d, want 2", len(res.Cases))
+	}
+	by := map[string]*Case{}
+	for _, c := range res.Cases {
+		if c.Error != "" || len(c.Runs) != 1 {
+			t.Fatalf("%s: runs %d, error %q", c.Mode, len(c.Runs), c.Error)
+		}
+		if c.Nodes != 10 {
+			t.Errorf("%s: nodes = %d, want 10", c.Mode, c.Nodes)
+		}
+		m := c.Median
+		if m.RusageMaxRSS < 4<<20 || m.WorkerHWM < 4<<20 || m.SampledRSS <= 0 || m.PeakHeap <= 0 || m.Wall <= 0 {
+			t.Errorf("%s: implausible figures %+v", c.Mode, m)
+		}
+		if m.RusageMaxRSS > 2<<30 {
+			t.Errorf("%s: rusage maxrss %d bytes for a 22 KB workflow", c.Mode, m.RusageMaxRSS)
+		}
+		if len(c.Timeline) == 0 {
+			t.Errorf("%s: no RSS timeline", c.Mode)
+		}
+		by[c.Mode] = c
+	}
+	inc, st := by[ModeIncident].Median, by[ModeStream].Median
+	// The incident holds every tool response (about 2 MB) and the
+	// materialised table to the end; evict+stream frees them.
+	if inc.PeakLiveOutputs <= st.PeakLiveOutputs {
+		t.Errorf("live outputs: incident %d <= evict+stream %d", inc.PeakLiveOutputs, st.PeakLiveOutputs)
+	}
+	if inc.WorkerHWM < st.WorkerHWM {
+		t.Errorf("worker RSS: incident %d < evict+stream %d", inc.WorkerHWM, st.WorkerHWM)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "summary.md"))
+	if !strings.Contains(string(md), "| deal-intelligence | 10 | incident |") {
+		t.Errorf("summary.md lacks the incident row:\n%s", md)
+	}
+	t.Logf("incident worker %d MiB, evict+stream %d MiB\n%s", inc.WorkerHWM>>20, st.WorkerHWM>>20, stdout.String())
+}
+
+// TestToolResponse checks the fake tool APIs: valid JSON of about the
+// requested size, deterministic, and an error for an unknown API.
+func TestToolResponse(t *testing.T) {
+	t.Parallel()
+	for _, api := range []string{"/serpapi/search", "/exa/search", "/elasticsearch/_search", "/composio/actions/execute"} {
+		b, err := ToolResponse(api, "q", 7, 200000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(b) || len(b) < 200000 || len(b) > 260000 {
+			t.Errorf("%s: %d bytes, valid %v", api, len(b), json.Valid(b))
+		}
+		b2, _ := ToolResponse(api, "q", 7, 200000)
+		if !bytes.Equal(b, b2) {
+			t.Errorf("%s: not deterministic", api)
+		}
+	}
+	if _, err := ToolResponse("/nope", "", 0, 10); err == nil || !strings.Contains(err.Error(), "/nope") {
+		t.Errorf("unknown API: err = %v", err)
+	}
+}
+
+// TestStats checks medians of odd and even counts.
+func TestStats(t *testing.T) {
+	t.Parallel()
+	if m, lo, hi := stats([]float64{5, 1, 3}); m != 3 || lo != 1 || hi != 5 {
+		t.Errorf("odd: %v %v %v", m, lo, hi)
+	}
+	if m, _, _ := stats([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("even: %v", m)
+	}
+}
+
+// TestBenchMain runs `dagrun bench` with the arguments in
+// DAGRUN_BENCH_ARGS (a full run takes tens of minutes); it is skipped
+// unless that variable is set.
+func TestBenchMain(t *testing.T) {
+	args := os.Getenv("DAGRUN_BENCH_ARGS")
+	if args == "" {
+		t.Skip("set DAGRUN_BENCH_ARGS (for example \"--runs 5\") to run the full benchmark")
+	}
+	if err := Main(context.Background(), strings.Fields(args), os.Stdout, os.Stderr, false); err != nil {
+		t.Fatal(err)
+	}
+}

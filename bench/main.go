@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+// Main is `dagrun bench [flags] [WORKFLOW...]`: it parses args (without
+// the command name), runs the benchmark and prints where the results went.
+// A progress bar is drawn on stderr when stderrIsTerminal, else one line
+// per finished step.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIsTerminal bool) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	var quick, verbose bool
+	var modes string
+	fs.IntVar(&cfg.Runs, "runs", 5, "runs per workflow and mode (medians, min and max are reported)")
+	fs.BoolVar(&quick, "quick", false, "smoke test: 1 run, parser peers only on the 6.2 MB file")
+	fs.StringVar(&modes, "modes", "", "comma-separated modes (default all: "+strings.Join(modeNames(), ", ")+")")
+	fs.StringVar(&cfg.OutDir, "out", "", "output directory (default REPO/benchmarks/results)")
+	fs.StringVar(&cfg.Repo, "repo", "", "dagrun source tree (default: found above the current directory)")
+	fs.StringVar(&cfg.Dagrun, "dagrun", "", "dagrun binary to measure (default: go build ./cmd/dagrun)")
+	fs.StringVar(&cfg.RedisURL, "redis", "", "Redis URL for the Redis spill mode (default: start redis-server from PATH, else skip)")
+	fs.BoolVar(&cfg.NoPeers, "no-peers", false, "skip the xlsx parser peers")
+	fs.BoolVar(&cfg.NoBigPeers, "no-big-peers", false, "skip the parser peers on the 1,000,000-row file")
+	fs.IntVar(&cfg.PeerRuns, "big-peer-runs", 1, "runs per parser peer on the 1,000,000-row file")
+	fs.DurationVar(&cfg.SampleEvery, "sample", 0, "RSS sampling period (default 10ms)")
+	fs.BoolVar(&verbose, "v", false, "debug logs")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: dagrun bench [flags] [WORKFLOW...]\n\nRuns the incident's workflows (benchmarks/workflows) in each mode, each run in its own process, and writes summary.md, results.json and SVG charts.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Workflows = fs.Args()
+	if modes != "" {
+		cfg.Modes = strings.Split(modes, ",")
+	}
+	if quick {
+		cfg.Runs, cfg.NoBigPeers = 1, true
+	}
+	if cfg.Runs < 1 {
+		return fmt.Errorf("bench: --runs must be at least 1, got %d", cfg.Runs)
+	}
+	if verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	var bar *mpb.Bar
+	var prog *mpb.Progress
+	var step string
+	cfg.Progress = func(p Progress) {
+		if p.Err != nil {
+			fmt.Fprintf(stderr, "bench: %s: %v\n", p.Step, p.Err)
+		}
+		if !stderrIsTerminal {
+			fmt.Fprintf(stderr, "[%d/%d] %s\n", p.Done, p.Total, p.Step)
+			return
+		}
+		if bar == nil {
+			prog = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
+			bar = prog.AddBar(int64(p.Total),
+				mpb.PrependDecorators(decor.Name("dagrun bench "), decor.CountersNoUnit("%d/%d")),
+				mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO), decor.Any(func(decor.Statistics) string { return " " + step })))
+		}
+		step = p.Step
+		bar.SetCurrent(int64(p.Done))
+	}
+	res, err := Run(ctx, cfg)
+	if prog != nil {
+		if bar != nil && !bar.Completed() {
+			bar.Abort(false)
+		}
+		prog.Wait()
+	}
+	if res == nil {
+		return err
+	}
+	out := res.OutDir
+	failed := 0
+	for _, c := range res.Cases {
+		if c.Error != "" {
+			failed++
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s/summary.md, results.json and %d charts (%d cases, %d with failed runs, %.0f s)\n",
+		out, len(workflowNames(res.Cases)), len(res.Cases), failed, res.Duration)
+	for _, c := range res.Checks {
+		if !c.Pass {
+			fmt.Fprintf(stdout, "target missed: %s: %s (%s MiB, limit %s MiB)\n", c.Workflow, c.Target, mib(c.Value), mib(c.Limit))
+		}
+	}
+	if err == nil && failed > 0 {
+		err = errors.New("bench: some runs failed (see summary.md)")
+	}
+	return err
+}
+
+func modeNames() []string {
+	var out []string
+	for _, m := range Modes() {
+		out = append(out, m.Name)
+	}
+	return out
+}

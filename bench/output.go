@@ -1,0 +1,214 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// write writes summary.md, results.json and one SVG chart per workflow.
+func write(dir string, res *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	b, err := json.MarshalIndent(res, "", " ")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	charts := map[string]string{}
+	for _, w := range workflowNames(res.Cases) {
+		name := w + ".svg"
+		if err := chart(filepath.Join(dir, name), w, res); err != nil {
+			return err
+		}
+		charts[w] = name
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(Markdown(res, charts)), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+func workflowNames(cases []*Case) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range cases {
+		if !seen[c.Workflow] {
+			seen[c.Workflow] = true
+			out = append(out, c.Workflow)
+		}
+	}
+	return out
+}
+
+// mib formats bytes as MiB with one decimal.
+func mib(b float64) string { return fmt.Sprintf("%.1f", b/(1<<20)) }
+
+// Markdown renders the results as the summary table; charts maps a
+// workflow to its chart file name (relative links).
+func Markdown(res *Results, charts map[string]string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# dagrun bench: memory per workflow\n\n")
+	fmt.Fprintf(&sb, "%s, %s, %d CPUs; %d runs per case, median (min–max). Load average before %s, after %s. Started %s, took %.0f s.\n\n",
+		res.Host.GoVersion, res.Host.OS, res.Host.CPUs, res.Runs, res.Host.LoadBefore, res.Host.LoadAfter, res.Started.UTC().Format("2006-01-02 15:04 MST"), res.Duration)
+	if len(res.Host.Environment) > 0 {
+		fmt.Fprintf(&sb, "Environment: %v\n\n", res.Host.Environment)
+	}
+	sb.WriteString("Worker RSS = the kernel's VmHWM of the `dagrun run` process alone (child processes excluded). " +
+		"rusage = ru_maxrss from wait4, which is the larger of the worker and its largest child (node.js). MiB throughout.\n\n")
+	sb.WriteString("| workflow | nodes | mode | worker RSS | rusage maxRSS | Go heap | live outputs | child peak | spilled | wall s |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range res.Cases {
+		if c.Skipped != "" {
+			fmt.Fprintf(&sb, "| %s | %d | %s | skipped: %s | | | | | | |\n", c.Workflow, c.Nodes, c.Mode, c.Skipped)
+			continue
+		}
+		if len(c.Runs) == 0 {
+			fmt.Fprintf(&sb, "| %s | %d | %s | failed: %s | | | | | | |\n", c.Workflow, c.Nodes, c.Mode, oneLine(c.Error))
+			continue
+		}
+		r := func(get func(Figures) int64) string {
+			if get(c.Max) == 0 {
+				return "0"
+			}
+			if len(c.Runs) == 1 {
+				return mib(float64(get(c.Median)))
+			}
+			return fmt.Sprintf("%s (%s–%s)", mib(float64(get(c.Median))), mib(float64(get(c.Min))), mib(float64(get(c.Max))))
+		}
+		wall := fmt.Sprintf("%.2f", c.Median.Wall)
+		if len(c.Runs) > 1 {
+			wall = fmt.Sprintf("%.2f (%.2f–%.2f)", c.Median.Wall, c.Min.Wall, c.Max.Wall)
+		}
+		fail := ""
+		if c.Error != "" {
+			fail = fmt.Sprintf(" (%d of %d runs failed: %s)", res.Runs-len(c.Runs), res.Runs, oneLine(c.Error))
+		}
+		fmt.Fprintf(&sb, "| %s | %d | %s | **%s**%s | %s | %s | %s | %s | %s | %s |\n", c.Workflow, c.Nodes, c.Mode,
+			r(func(f Figures) int64 { return f.WorkerHWM }), fail, r(func(f Figures) int64 { return f.RusageMaxRSS }),
+			r(func(f Figures) int64 { return f.PeakHeap }), r(func(f Figures) int64 { return f.PeakLiveOutputs }),
+			r(func(f Figures) int64 { return f.ChildPeak }), r(func(f Figures) int64 { return f.Spilled }), wall)
+	}
+	if len(res.Checks) > 0 {
+		sb.WriteString("\n## Targets\n\n| workflow | target | value MiB | limit MiB | met |\n|---|---|---|---|---|\n")
+		for _, c := range res.Checks {
+			met := "yes"
+			if !c.Pass {
+				met = "**MISSED**"
+			}
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", c.Workflow, c.Target, mib(c.Value), mib(c.Limit), met)
+		}
+	}
+	if len(res.Peers) > 0 {
+		sb.WriteString("\n## xlsx parsers on the same files\n\nEach in its own process; peak RSS from wait4 rusage; seconds = the parse alone. Ratios are to dagrun-xlsx on the same file (above 1: more than dagrun).\n\n")
+		sb.WriteString("| file | method | runs | rows | peak RSS MiB | seconds | RSS ratio | time ratio |\n|---|---|---|---|---|---|---|---|\n")
+		for _, p := range res.Peers {
+			if p.RSS[0] == 0 {
+				fmt.Fprintf(&sb, "| %s | %s | %d | | failed: %s | | | |\n", p.File, p.Method, p.Runs, oneLine(p.Error))
+				continue
+			}
+			fmt.Fprintf(&sb, "| %s (%s MB) | %s | %d | %d | %s (%s–%s) | %.2f (%.2f–%.2f) | %.2f | %.2f |\n", p.File, fmt.Sprintf("%.1f", float64(p.FileBytes)/1e6),
+				p.Method, p.Runs, p.Rows, mib(p.RSS[0]), mib(p.RSS[1]), mib(p.RSS[2]), p.Seconds[0], p.Seconds[1], p.Seconds[2], p.RSSRatio, p.TimeRatio)
+		}
+	}
+	if len(res.Skipped) > 0 {
+		sb.WriteString("\n## Skipped\n\n")
+		for _, s := range res.Skipped {
+			fmt.Fprintf(&sb, "- %s\n", s)
+		}
+	}
+	sb.WriteString("\n## Modes\n\n")
+	for _, m := range res.Modes {
+		fmt.Fprintf(&sb, "- **%s**: %s\n", m.Name, m.Doc)
+	}
+	if len(charts) > 0 {
+		sb.WriteString("\n## Memory over time\n\nRSS of the worker process sampled every ~10 ms (the run with the median worker RSS of each mode).\n\n")
+		for _, w := range workflowNames(res.Cases) {
+			if f := charts[w]; f != "" {
+				fmt.Fprintf(&sb, "![%s](%s)\n\n", w, f)
+			}
+		}
+	}
+	return sb.String()
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// modeColors gives each mode a fixed colour: red for the incident.
+var modeColors = map[string]color.RGBA{
+	ModeIncident:   {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	ModeEvict:      {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	ModeStream:     {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	ModeSpillDir:   {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	ModeSpillRedis: {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+}
+
+// chart draws the RSS-over-time lines of one workflow, one per mode, with
+// the 64 MiB target as a dashed line.
+func chart(path, wf string, res *Results) error {
+	p := plot.New()
+	p.Title.Text = wf + ": worker RSS over time"
+	p.X.Label.Text = "seconds since start"
+	p.Y.Label.Text = "RSS (MiB)"
+	p.Y.Min = 0
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	maxT := 0.0
+	for i, c := range res.Cases {
+		if c.Workflow != wf || len(c.Timeline) == 0 {
+			continue
+		}
+		xys := make(plotter.XYs, len(c.Timeline))
+		for j, s := range c.Timeline {
+			xys[j].X, xys[j].Y = s.T, float64(s.RSS)/(1<<20)
+			maxT = max(maxT, s.T)
+		}
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return fmt.Errorf("bench: chart %s: %w", wf, err)
+		}
+		l.Color = modeColors[c.Mode]
+		l.Width = vg.Points(1.5)
+		if c.Mode == ModeSpillRedis {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		}
+		_ = i
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%s (peak %s MiB)", c.Mode, mib(float64(c.Median.WorkerHWM))), l)
+	}
+	if maxT > 0 {
+		target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 64}, {X: maxT, Y: 64}})
+		if err != nil {
+			return fmt.Errorf("bench: chart %s: %w", wf, err)
+		}
+		target.Color = color.Gray{Y: 0x80}
+		target.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
+		p.Add(target)
+		p.Legend.Add("64 MiB target", target)
+	}
+	p.Legend.ThumbnailWidth = vg.Points(20)
+	p.Legend.Padding = vg.Points(1)
+	_ = draw.PosRight
+	if err := p.Save(8*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("bench: chart %s: %w", wf, err)
+	}
+	return nil
+}
