@@ -38,6 +38,25 @@ type Result struct {
 	PeakBytes int64
 	// Nodes maps node id to its status, stored on the run record.
 	Nodes map[string]string
+	// Suspended lists the nodes that suspended the run, when the error wraps
+	// ErrSuspended; they are stored on the run record.
+	Suspended []string
+	// NodeStats are per-node figures, stored on the run record and exported
+	// as histograms labelled by workflow and node type.
+	NodeStats []NodeStat
+}
+
+// NodeStat is what one node of an attempt used.
+type NodeStat struct {
+	Node   string `json:"node"`
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	// PeakBytes is the node's own peak (heap attributed to it, or its child
+	// process); SpilledBytes what its outputs spilled to the store;
+	// ChildPeakBytes the peak of its child process, if any.
+	PeakBytes      int64 `json:"peak_bytes"`
+	SpilledBytes   int64 `json:"spilled_bytes"`
+	ChildPeakBytes int64 `json:"child_peak_bytes"`
 }
 
 // Executor runs one job attempt. It must return soon after ctx is done;
@@ -123,6 +142,22 @@ type Config struct {
 	// the memory monitor's metrics.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+
+	// MetricsAddr, when set (":9090"), makes Run serve Handler there:
+	// /metrics (from Gatherer), /livez and /readyz. The listener is opened
+	// before Run claims anything and closed when Run returns.
+	MetricsAddr string
+	// Gatherer serves /metrics; default: Registerer if it is also a Gatherer
+	// (a *prometheus.Registry).
+	Gatherer prometheus.Gatherer
+	// LiveOutputBytes, when set, is read at each scrape for
+	// dagrun_executor_output_bytes_live (the executor's outputs held in
+	// memory).
+	LiveOutputBytes func() int64
+	// MaxWorkflowLabels bounds the distinct workflow label values of the
+	// per-workflow metrics (default 100); later workflows are exported as
+	// "other".
+	MaxWorkflowLabels int
 }
 
 func (c Config) withDefaults() Config {
@@ -157,6 +192,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 50
+	}
+	if c.MaxWorkflowLabels == 0 {
+		c.MaxWorkflowLabels = 100
+	}
+	if c.Gatherer == nil {
+		if g, ok := c.Registerer.(prometheus.Gatherer); ok {
+			c.Gatherer = g
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

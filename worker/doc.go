@@ -15,8 +15,29 @@
 // one Redis Cluster slot: pending (list; new and recovered jobs at the back),
 // job:<id> (hash: the run record), log:<id> (list: the last 64 events),
 // leases (sorted set: id by lease deadline), running (set), dead (sorted set),
-// runs (sorted set by enqueue time), peaks:<workflow> (list), stats (hash),
-// token (fencing counter), workers and worker:<id> (liveness).
+// runs (sorted set by enqueue time), suspended (sorted set by suspension
+// time), approval:<id> (hash: node id to approved/rejected), peaks:<workflow>
+// (list), stats (hash), token (fencing counter), workers and worker:<id>
+// (liveness and the figures each worker publishes: working set, limit, peak,
+// gate state, capacity).
+//
+// # Suspended runs
+//
+// An Executor that returns an error wrapping ErrSuspended (with
+// Result.Suspended naming the nodes) parks the run: status suspended, no
+// lease, not pending, the attempt refunded, the slot and memory reservation
+// released, not counted as a failure, never touched by the reaper.
+// Queue.Approve stores the decision (read by Approver, a nodes.Approver) and
+// puts the run at the back of the pending list; Queue.Reject fails it with
+// kind rejected.
+//
+// # Metrics and health
+//
+// With Config.Registerer the worker exports its metrics (ops/METRICS.md lists
+// them); Handler serves /metrics, /livez and /readyz, and Config.MetricsAddr
+// makes Run serve it. A job's peak is measured by the worker (the executor's
+// report, else the rise of the working set sampled every SampleInterval),
+// so a spike cannot fall between two scrapes.
 //
 // Claiming is one Lua script: it pops the oldest job, counts the attempt at
 // pickup (so a SIGKILL still counts), takes a lease with a fresh fencing
@@ -42,8 +63,9 @@
 // # Records
 //
 // Every run has a record (Queue.GetRun): status (queued, running, retrying,
-// succeeded, failed, dead; suspended reserved), attempts, crashes, the
+// succeeded, failed, dead, suspended), attempts, crashes, the
 // worker of the last attempt and the one that acked, per-node statuses from
 // the Executor, peak bytes, the last error with its kind (killed, timeout,
-// error, exceeds_memory, exhausted) and a bounded event history.
+// error, exceeds_memory, exhausted, rejected), per-node figures
+// (Result.NodeStats) and a bounded event history.
 package worker

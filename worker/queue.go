@@ -27,14 +27,22 @@ var (
 	// was reaped, or another worker now runs the job); its result was not
 	// recorded.
 	ErrLeaseLost = errors.New("worker: lease lost")
+	// ErrSuspended is wrapped by an Executor's error when the run waits for
+	// something outside it (a human approval): the worker records the run as
+	// suspended with Result.Suspended, refunds the attempt, frees the slot and
+	// does not re-enqueue it; Queue.Approve does.
+	ErrSuspended = errors.New("worker: run suspended")
+	// ErrNotSuspended: Approve or Reject was given a run that already
+	// finished, or that is suspended at other nodes.
+	ErrNotSuspended = errors.New("worker: run not suspended at that node")
 )
 
 // Status is the state of a run.
 type Status string
 
 // Run statuses. Dead means failed for good and parked in the dead-letter set
-// (Failed reports true for it); Suspended is reserved for runs parked on
-// purpose and is not produced yet.
+// (Failed reports true for it). Suspended means parked on purpose (waiting
+// for an approval): not pending, not leased, never touched by the reaper.
 const (
 	StatusQueued    Status = "queued"
 	StatusRunning   Status = "running"
@@ -68,6 +76,8 @@ const (
 	KindExceedsMemory ErrorKind = "exceeds_memory"
 	// KindExhausted: the job used all its attempts.
 	KindExhausted ErrorKind = "exhausted"
+	// KindRejected: an operator rejected a suspended node (Queue.Reject).
+	KindRejected ErrorKind = "rejected"
 )
 
 // Queue is a client of one Redis queue: it enqueues jobs and reads and
@@ -175,6 +185,15 @@ type Run struct {
 	UpdatedAt   time.Time
 	LeaseUntil  time.Time
 	History     []Event
+	// Suspended lists the nodes a suspended run waits at; SuspendReason is
+	// the executor's message; SuspendedAt when it was parked.
+	Suspended     []string
+	SuspendReason string
+	SuspendedAt   time.Time
+	// Decisions maps node id to "approved" or "rejected".
+	Decisions map[string]string
+	// NodeStats are the per-node figures of the last finished attempt.
+	NodeStats []NodeStat
 }
 
 func ms(s string) time.Time {
@@ -190,6 +209,7 @@ func (q *Queue) GetRun(ctx context.Context, id string) (*Run, error) {
 	pipe := q.rdb.Pipeline()
 	h := pipe.HGetAll(ctx, q.prefix+"job:"+id)
 	lg := pipe.LRange(ctx, q.prefix+"log:"+id, 0, -1)
+	ap := pipe.HGetAll(ctx, q.prefix+"approval:"+id)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("worker: get run %s: %w", id, err)
 	}
@@ -204,6 +224,25 @@ func (q *Queue) GetRun(ctx context.Context, id string) (*Run, error) {
 		Worker: f["worker"], AckedBy: f["acked_by"], Payload: []byte(f["payload"]),
 		EnqueuedAt: ms(f["enqueued_at"]), StartedAt: ms(f["started_at"]), FinishedAt: ms(f["finished_at"]),
 		UpdatedAt: ms(f["updated_at"]), LeaseUntil: ms(f["lease_until"]),
+		SuspendReason: f["suspend_msg"], SuspendedAt: ms(f["suspended_at"]),
+	}
+	if r.Status == StatusSuspended && f["suspended"] != "" {
+		if err := json.Unmarshal([]byte(f["suspended"]), &r.Suspended); err != nil {
+			return nil, fmt.Errorf("worker: get run %s: field suspended: %w", id, err)
+		}
+	}
+	if f["node_stats"] != "" {
+		if err := json.Unmarshal([]byte(f["node_stats"]), &r.NodeStats); err != nil {
+			return nil, fmt.Errorf("worker: get run %s: field node_stats: %w", id, err)
+		}
+	}
+	for k, v := range ap.Val() {
+		if v == "approved" || v == "rejected" {
+			if r.Decisions == nil {
+				r.Decisions = map[string]string{}
+			}
+			r.Decisions[k] = v
+		}
 	}
 	r.MemoryHint, _ = strconv.ParseInt(f["hint"], 10, 64)
 	r.PeakBytes, _ = strconv.ParseInt(f["peak"], 10, 64)
@@ -312,6 +351,14 @@ type WorkerInfo struct {
 	Limit      uint64
 	Paused     bool
 	Running    int
+	// Peak is the highest working set the worker saw since it started;
+	// Capacity its gate's pause threshold in bytes (the largest expected
+	// peak it admits); Source where it reads memory (cgroup1, cgroup2, rss);
+	// Draining whether it is shutting down.
+	Peak     uint64
+	Capacity int64
+	Source   string
+	Draining bool
 }
 
 // Stats is a snapshot of the queue.
@@ -319,9 +366,11 @@ type Stats struct {
 	Pending int64 // jobs waiting
 	Running int64 // live leases
 	Dead    int64 // dead letters
+	// Suspended counts runs parked waiting for an approval.
+	Suspended int64
 	// Counters: enqueued, started, succeeded, failed, retried, released,
 	// crashes, dead, fenced (results refused because the lease was lost),
-	// dead_retried, dead_dropped.
+	// dead_retried, dead_dropped, suspended, approved, rejected.
 	Counters map[string]int64
 	Workers  []WorkerInfo // workers seen within the last minute
 }
@@ -332,13 +381,14 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 	p := pipe.LLen(ctx, q.prefix+"pending")
 	l := pipe.ZCard(ctx, q.prefix+"leases")
 	d := pipe.ZCard(ctx, q.prefix+"dead")
+	su := pipe.ZCard(ctx, q.prefix+"suspended")
 	c := pipe.HGetAll(ctx, q.prefix+"stats")
 	now := time.Now()
 	w := pipe.ZRangeByScore(ctx, q.prefix+"workers", &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-time.Minute).UnixMilli(), 10), Max: "+inf"})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("worker: stats: %w", err)
 	}
-	st := &Stats{Pending: p.Val(), Running: l.Val(), Dead: d.Val(), Counters: map[string]int64{}}
+	st := &Stats{Pending: p.Val(), Running: l.Val(), Dead: d.Val(), Suspended: su.Val(), Counters: map[string]int64{}}
 	for k, v := range c.Val() {
 		st.Counters[k], _ = strconv.ParseInt(v, 10, 64)
 	}
@@ -351,6 +401,9 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 		wi.WorkingSet, _ = strconv.ParseUint(f["ws"], 10, 64)
 		wi.Limit, _ = strconv.ParseUint(f["limit"], 10, 64)
 		wi.Running, _ = strconv.Atoi(f["running"])
+		wi.Peak, _ = strconv.ParseUint(f["peak"], 10, 64)
+		wi.Capacity, _ = strconv.ParseInt(f["capacity"], 10, 64)
+		wi.Source, wi.Draining = f["source"], f["draining"] == "1"
 		st.Workers = append(st.Workers, wi)
 	}
 	sort.Slice(st.Workers, func(i, j int) bool { return st.Workers[i].ID < st.Workers[j].ID })

@@ -94,8 +94,9 @@ end
 return out
 `)
 
-// finish: ARGV prefix, id, token, outcome (succeeded|failed|retry|dead|release),
-// peak, nodes json, error kind, error message, history size, worker.
+// finish: ARGV prefix, id, token, outcome (succeeded|failed|retry|dead|release|
+// suspended), peak, nodes json, error kind, error message, history size,
+// worker, suspended node ids json, node stats json.
 // Fenced: does nothing and returns 0 unless the caller still holds the lease.
 var finishScript = redis.NewScript(luaPrelude + `
 local id, tok, outcome = ARGV[2], ARGV[3], ARGV[4]
@@ -108,13 +109,15 @@ redis.call('SREM', P .. 'running', id)
 redis.call('HSET', jk, 'token', '', 'updated_at', now)
 local peak = tonumber(ARGV[5]) or 0
 local attempts = redis.call('HGET', jk, 'attempts')
-if peak > 0 and outcome ~= 'release' then
+if peak > 0 and outcome ~= 'release' and outcome ~= 'suspended' then
   local wf = redis.call('HGET', jk, 'workflow')
   redis.call('HSET', jk, 'peak', peak)
   redis.call('LPUSH', P .. 'peaks:' .. wf, peak)
   redis.call('LTRIM', P .. 'peaks:' .. wf, 0, tonumber(ARGV[9]) - 1)
 end
 if ARGV[6] ~= '' then redis.call('HSET', jk, 'nodes', ARGV[6]) end
+if ARGV[12] ~= '' then redis.call('HSET', jk, 'node_stats', ARGV[12]) end
+if peak > 0 and outcome == 'suspended' then redis.call('HSET', jk, 'peak', peak) end
 if outcome == 'succeeded' then
   redis.call('HSET', jk, 'status', 'succeeded', 'finished_at', now, 'acked_by', ARGV[10])
   redis.call('HINCRBY', P .. 'stats', 'succeeded', 1)
@@ -133,6 +136,15 @@ elseif outcome == 'release' then
   redis.call('HSET', jk, 'status', 'queued')
   redis.call('RPUSH', P .. 'pending', id)
   redis.call('HINCRBY', P .. 'stats', 'released', 1)
+elseif outcome == 'suspended' then
+  -- Parked on purpose: not pending, not leased, not running; the attempt is
+  -- refunded (a suspension is not a failure). Approve requeues it.
+  attempts = redis.call('HINCRBY', jk, 'attempts', -1)
+  redis.call('HSET', jk, 'status', 'suspended', 'suspended', ARGV[11], 'suspend_msg', ARGV[8], 'suspended_at', now)
+  redis.call('ZADD', P .. 'suspended', now, id)
+  redis.call('HINCRBY', P .. 'stats', 'suspended', 1)
+  logev(id, outcome, attempts, ARGV[10], '', ARGV[8], peak)
+  return 1
 end
 logev(id, outcome, attempts, ARGV[10], ARGV[7], ARGV[8], peak)
 return 1
@@ -140,24 +152,28 @@ return 1
 
 // reap: ARGV prefix, max crashes, batch. Takes expired leases (ids with no
 // lease at all when ARGV[4] lists them), counts a crash and puts the job at
-// the back of the queue or in the dead-letter set.
+// the back of the queue or in the dead-letter set. Returns {expired leases
+// recovered, orphans recovered, of which dead-lettered}.
 var reapScript = redis.NewScript(luaPrelude + `
 local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local nexpired = #ids
+local orphan = {}
 for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', P .. 'job:' .. id, 'status') == 'running' and not redis.call('ZSCORE', P .. 'leases', id) then
     ids[#ids + 1] = id
+    orphan[id] = true
   else
     redis.call('SREM', P .. 'running', id)
   end
 end
-local n = 0
+local n, no, nd = 0, 0, 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', P .. 'leases', id)
   redis.call('SREM', P .. 'running', id)
   local jk = P .. 'job:' .. id
   if redis.call('EXISTS', jk) == 1 then
-    n = n + 1
+    if orphan[id] then no = no + 1 else n = n + 1 end
     local crashes = redis.call('HINCRBY', jk, 'crashes', 1)
     local who = redis.call('HGET', jk, 'worker') or ''
     redis.call('HINCRBY', P .. 'stats', 'crashes', 1)
@@ -165,6 +181,7 @@ for _, id in ipairs(ids) do
     local msg = 'worker ' .. who .. ' lost mid-job (SIGKILL or OOM kill): lease expired'
     if crashes >= tonumber(ARGV[2]) then
       deadletter(id, 'killed', msg .. '; crashed ' .. crashes .. ' times', 'reaper')
+      nd = nd + 1
     else
       redis.call('HSET', jk, 'status', 'retrying', 'error_kind', 'killed', 'error', msg)
       redis.call('LPUSH', P .. 'pending', id)
@@ -172,7 +189,7 @@ for _, id in ipairs(ids) do
     end
   end
 end
-return n
+return {n, no, nd}
 `)
 
 // rejectPending: ARGV prefix, id, kind, message, worker. Dead-letters a job
@@ -197,8 +214,68 @@ return 1
 // dropDead: ARGV prefix, id.
 var dropDeadScript = redis.NewScript(luaPrelude + `
 if redis.call('ZREM', P .. 'dead', ARGV[2]) == 0 then return 0 end
-redis.call('DEL', P .. 'job:' .. ARGV[2], P .. 'log:' .. ARGV[2])
+redis.call('DEL', P .. 'job:' .. ARGV[2], P .. 'log:' .. ARGV[2], P .. 'approval:' .. ARGV[2])
 redis.call('ZREM', P .. 'runs', ARGV[2])
 redis.call('HINCRBY', P .. 'stats', 'dead_dropped', 1)
 return 1
+`)
+
+// approve: ARGV prefix, id, node, who. Stores the decision; a run suspended
+// at that node goes to the back of the pending list with its attempts as they
+// were. Returns {'missing'}, {'terminal', status}, {'notat', suspended json},
+// {'stored', status} (not suspended yet: the node will see the decision) or
+// {'requeued'}.
+var approveScript = redis.NewScript(luaPrelude + `
+local id, node = ARGV[2], ARGV[3]
+local jk = P .. 'job:' .. id
+local f = redis.call('HMGET', jk, 'status', 'suspended', 'attempts')
+if not f[1] then return {'missing'} end
+local st = f[1]
+if st == 'succeeded' or st == 'failed' or st == 'dead' then return {'terminal', st} end
+if st == 'suspended' then
+  local ok, at = pcall(cjson.decode, f[2] or '[]')
+  local found = false
+  if ok and type(at) == 'table' then
+    for _, n in ipairs(at) do if n == node then found = true end end
+  end
+  if not found then return {'notat', f[2] or '[]'} end
+end
+redis.call('HSET', P .. 'approval:' .. id, node, 'approved')
+logev(id, 'approved', f[3], ARGV[4], '', 'node ' .. node, 0)
+if st ~= 'suspended' then return {'stored', st} end
+redis.call('ZREM', P .. 'suspended', id)
+redis.call('HSET', jk, 'status', 'queued', 'updated_at', now)
+redis.call('LPUSH', P .. 'pending', id)
+redis.call('HINCRBY', P .. 'stats', 'approved', 1)
+return {'requeued'}
+`)
+
+// reject: ARGV prefix, id, node, who, reason. Stores the decision; a run
+// suspended at that node fails with kind rejected. Same replies as approve,
+// with {'failed'} instead of {'requeued'}.
+var rejectScript = redis.NewScript(luaPrelude + `
+local id, node = ARGV[2], ARGV[3]
+local jk = P .. 'job:' .. id
+local f = redis.call('HMGET', jk, 'status', 'suspended', 'attempts')
+if not f[1] then return {'missing'} end
+local st = f[1]
+if st == 'succeeded' or st == 'failed' or st == 'dead' then return {'terminal', st} end
+if st == 'suspended' then
+  local ok, at = pcall(cjson.decode, f[2] or '[]')
+  local found = false
+  if ok and type(at) == 'table' then
+    for _, n in ipairs(at) do if n == node then found = true end end
+  end
+  if not found then return {'notat', f[2] or '[]'} end
+end
+local msg = 'node ' .. node .. ' rejected by ' .. ARGV[4]
+if ARGV[5] ~= '' then msg = msg .. ': ' .. ARGV[5] end
+redis.call('HSET', P .. 'approval:' .. id, node, 'rejected', 'reason:' .. node, ARGV[5])
+logev(id, 'rejected', f[3], ARGV[4], 'rejected', msg, 0)
+if st ~= 'suspended' then return {'stored', st} end
+redis.call('ZREM', P .. 'suspended', id)
+redis.call('HSET', jk, 'status', 'failed', 'error_kind', 'rejected', 'error', msg, 'finished_at', now, 'updated_at', now, 'acked_by', ARGV[4])
+redis.call('HINCRBY', P .. 'stats', 'failed', 1)
+redis.call('HINCRBY', P .. 'stats', 'rejected', 1)
+return {'failed'}
 `)

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,6 +29,10 @@ type Worker struct {
 	meter *budget.Meter
 	mon   *budget.Monitor
 	gate  *budget.Gate
+	met   *metrics
+
+	started, draining atomic.Bool
+	peakWS            atomic.Uint64
 
 	mu     sync.Mutex
 	active map[string]*active
@@ -38,6 +43,7 @@ type active struct {
 	token  string
 	cancel context.CancelCauseFunc
 	start  uint64 // working set when the attempt started
+	peak   atomic.Uint64
 }
 
 // New validates cfg and returns a Worker. It reads the memory budget once.
@@ -58,11 +64,8 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: memory meter: %w", err)
 	}
 	w.meter = m
-	w.mon, err = budget.NewMonitor(m, budget.MonitorConfig{Interval: cfg.SampleInterval, Registerer: cfg.Registerer, OnSample: func(s budget.Sample) {
-		if w.gate != nil {
-			w.gate.Observe(s)
-		}
-	}})
+	w.met = newMetrics(cfg, w.q)
+	w.mon, err = budget.NewMonitor(m, budget.MonitorConfig{Interval: cfg.SampleInterval, Registerer: cfg.Registerer, OnSample: w.observe})
 	if err != nil {
 		return nil, fmt.Errorf("worker: memory monitor: %w", err)
 	}
@@ -73,6 +76,42 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.gate.Observe(s)
 	return w, nil
+}
+
+// observe takes every memory sample: it feeds the gate and raises the peaks
+// of the worker and of every running job, so a job's peak is measured here
+// every SampleInterval, not by a scraper.
+func (w *Worker) observe(s budget.Sample) {
+	if w.gate != nil {
+		paused := w.gate.Observe(s)
+		if w.met != nil {
+			setGauge(w.met.paused, b2f(paused))
+		}
+	}
+	raise(&w.peakWS, s.WorkingSet)
+	if w.met != nil {
+		setGauge(w.met.peakWS, float64(w.peakWS.Load()))
+	}
+	w.mu.Lock()
+	for _, a := range w.active {
+		raise(&a.peak, s.WorkingSet)
+	}
+	w.mu.Unlock()
+}
+
+func raise(p *atomic.Uint64, v uint64) {
+	for {
+		old := p.Load()
+		if v <= old || p.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+func (w *Worker) setActive() {
+	if w.met != nil {
+		setGauge(w.met.active, float64(w.running()))
+	}
 }
 
 // ID is the worker's id.
@@ -93,6 +132,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else if cfg.GoMemLimit > 0 {
 		debug.SetMemoryLimit(cfg.GoMemLimit)
 	}
+	stopServe, err := w.serve()
+	if err != nil {
+		return err
+	}
+	defer stopServe()
+	w.started.Store(true)
 	w.log.Info("worker started", "limit", s.Limit, "working_set", s.WorkingSet, "source", s.Source, "capacity", w.gate.Capacity(), "count_only", cfg.CountOnly)
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -129,6 +174,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	// Drain.
+	w.draining.Store(true)
+	if w.met != nil {
+		setGauge(w.met.draining, 1)
+	}
+	w.heartbeat(context.WithoutCancel(ctx))
 	w.log.Info("draining", "running", w.running())
 	done := make(chan struct{})
 	go func() { jobsWG.Wait(); close(done) }()
@@ -228,6 +278,7 @@ func (w *Worker) claimOne(ctx, jobBase context.Context, slots chan struct{}, wg 
 			if _, err := rejectPendingScript.Run(ctx, q.rdb, []string{q.prefix + "pending"}, q.prefix, id, string(KindExceedsMemory), msg, w.cfg.ID).Result(); err != nil {
 				return false, fmt.Errorf("dead-letter %s: %w", id, err)
 			}
+			w.met.job(OutcomeDeadLettered, 1)
 			w.log.Warn("job exceeds memory budget: dead-lettered", "run_id", id, "expected", expected)
 			return false, nil
 		}
@@ -253,9 +304,14 @@ func (w *Worker) claimOne(ctx, jobBase context.Context, slots chan struct{}, wg 
 	job := &Job{RunID: v[1], Workflow: v[5], Payload: []byte(v[4]), MemoryHint: hint, ExpectedPeak: expected, Attempt: attempt, Crashes: crashes}
 	jctx, cancel := context.WithCancelCause(jobBase)
 	a := &active{job: job, token: v[2], cancel: cancel, start: w.mon.Latest().WorkingSet}
+	a.peak.Store(a.start)
 	w.mu.Lock()
 	w.active[job.RunID] = a
 	w.mu.Unlock()
+	if w.met != nil {
+		w.met.claims.Inc()
+	}
+	w.setActive()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -279,8 +335,9 @@ func (w *Worker) execute(ctx context.Context, a *active) {
 	}
 	res, err := w.cfg.Executor.Execute(ctx, a.job)
 	if res.PeakBytes == 0 {
-		if ws := w.mon.Latest().WorkingSet; ws > a.start {
-			res.PeakBytes = int64(ws - a.start)
+		raise(&a.peak, w.mon.Latest().WorkingSet)
+		if p := a.peak.Load(); p > a.start {
+			res.PeakBytes = int64(p - a.start)
 		}
 	}
 	cause := context.Cause(ctx)
@@ -288,6 +345,8 @@ func (w *Worker) execute(ctx context.Context, a *active) {
 	maxA := w.cfg.MaxAttempts
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrSuspended):
+		outcome, msg = "suspended", err.Error()
 	case errors.Is(cause, ErrDraining):
 		outcome = "release"
 	case errors.Is(cause, context.DeadlineExceeded):
@@ -306,9 +365,17 @@ func (w *Worker) execute(ctx context.Context, a *active) {
 		if err == nil || errors.Is(err, ErrLeaseLost) || time.Now().After(deadline) {
 			if err != nil {
 				log.Warn("result not recorded", "outcome", outcome, "err", err)
+				if errors.Is(err, ErrLeaseLost) {
+					w.met.job(OutcomeFenced, 1)
+				}
 			} else {
 				log.Info("job finished", "outcome", outcome, "peak", res.PeakBytes)
+				w.met.job(metricOutcome(outcome, kind), 1)
 			}
+			if outcome != "release" {
+				w.met.finished(a.job.Workflow, res)
+			}
+			w.setActive()
 			if w.cfg.OnFinish != nil {
 				w.cfg.OnFinish(a.job, outcome, err)
 			}
@@ -318,19 +385,48 @@ func (w *Worker) execute(ctx context.Context, a *active) {
 	}
 }
 
+// metricOutcome maps a recorded outcome to its dagrun_worker_jobs_total label.
+func metricOutcome(outcome string, kind ErrorKind) string {
+	switch {
+	case kind == KindTimeout:
+		return OutcomeTimedOut
+	case outcome == "retry":
+		return OutcomeRetried
+	case outcome == "release":
+		return OutcomeReleased
+	case outcome == "dead":
+		return OutcomeDeadLettered
+	}
+	return outcome
+}
+
 // finish records an attempt's outcome, fenced by the lease token, and forgets
 // the job locally.
 func (w *Worker) finish(ctx context.Context, a *active, outcome string, res Result, kind ErrorKind, msg string) error {
-	nodes := ""
-	if res.Nodes != nil {
-		b, err := json.Marshal(res.Nodes)
-		if err != nil {
-			return fmt.Errorf("encode nodes: %w", err)
+	enc := func(v any, empty bool) (string, error) {
+		if empty {
+			return "", nil
 		}
-		nodes = string(b)
+		b, err := json.Marshal(v)
+		return string(b), err
+	}
+	nodes, err := enc(res.Nodes, res.Nodes == nil)
+	if err != nil {
+		return fmt.Errorf("encode nodes: %w", err)
+	}
+	susp, err := enc(res.Suspended, outcome != "suspended")
+	if err != nil {
+		return fmt.Errorf("encode suspended nodes: %w", err)
+	}
+	if outcome == "suspended" && len(res.Suspended) == 0 {
+		susp = "[]"
+	}
+	stats, err := enc(res.NodeStats, len(res.NodeStats) == 0)
+	if err != nil {
+		return fmt.Errorf("encode node stats: %w", err)
 	}
 	n, err := finishScript.Run(ctx, w.q.rdb, []string{w.q.prefix + "leases"}, w.q.prefix, a.job.RunID, a.token, outcome,
-		res.PeakBytes, nodes, string(kind), msg, w.cfg.HistorySize, w.cfg.ID).Int()
+		res.PeakBytes, nodes, string(kind), msg, w.cfg.HistorySize, w.cfg.ID, susp, stats).Int()
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", a.job.RunID, err)
 	}
@@ -382,13 +478,16 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	}
 	s := w.mon.Latest()
 	now := time.Now().UnixMilli()
-	paused := "0"
-	if w.gate.Paused() {
-		paused = "1"
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
 	}
 	pipe := q.rdb.Pipeline()
 	key := q.prefix + "worker:" + w.cfg.ID
-	pipe.HSet(ctx, key, "seen", now, "ws", s.WorkingSet, "limit", s.Limit, "paused", paused, "running", len(acts))
+	pipe.HSet(ctx, key, "seen", now, "ws", s.WorkingSet, "limit", s.Limit, "paused", flag(w.gate.Paused()), "running", len(acts),
+		"peak", w.peakWS.Load(), "capacity", w.gate.Capacity(), "source", string(s.Source), "draining", flag(w.draining.Load()))
 	pipe.PExpire(ctx, key, 3*w.cfg.LeaseTTL+time.Minute)
 	pipe.ZAdd(ctx, q.prefix+"workers", redis.Z{Score: float64(now), Member: w.cfg.ID})
 	pipe.ZRemRangeByScore(ctx, q.prefix+"workers", "-inf", strconv.FormatInt(now-int64(time.Hour/time.Millisecond), 10))
@@ -409,7 +508,7 @@ func (w *Worker) reapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		n, err := w.q.reap(ctx, w.cfg.MaxCrashes, nil)
+		n, err := w.reapCount(ctx, nil)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("reap", "err", err)
@@ -438,18 +537,39 @@ func (w *Worker) reapLoop(ctx context.Context) {
 			}
 		}
 		if len(orphans) > 0 {
-			if n, err := w.q.reap(ctx, w.cfg.MaxCrashes, orphans); err == nil && n > 0 {
+			if n, err := w.reapCount(ctx, orphans); err == nil && n > 0 {
 				w.log.Warn("reconciled runs left running without a lease", "jobs", n)
 			}
 		}
 	}
 }
 
+// reapCount reaps and counts what it recovered in the worker's metrics; each
+// recovery happens in exactly one worker's script, so the sum over workers
+// counts each crashed job once.
+func (w *Worker) reapCount(ctx context.Context, orphans []string) (int, error) {
+	expired, orphaned, dead, err := w.q.reap(ctx, w.cfg.MaxCrashes, orphans)
+	if err != nil {
+		return 0, err
+	}
+	w.met.recover("lease_expired", expired)
+	w.met.recover("orphaned", orphaned)
+	w.met.job(OutcomeKilled, expired+orphaned)
+	w.met.job(OutcomeDeadLettered, dead)
+	return expired + orphaned, nil
+}
+
 // reap runs the reaper script once: expired leases plus the given orphans.
-func (q *Queue) reap(ctx context.Context, maxCrashes int, orphans []string) (int, error) {
+// It returns the expired and orphaned jobs recovered and how many of them
+// were dead-lettered.
+func (q *Queue) reap(ctx context.Context, maxCrashes int, orphans []string) (expired, orphaned, dead int, err error) {
 	args := []any{q.prefix, maxCrashes, 100}
 	for _, id := range orphans {
 		args = append(args, id)
 	}
-	return reapScript.Run(ctx, q.rdb, []string{q.prefix + "leases"}, args...).Int()
+	v, err := reapScript.Run(ctx, q.rdb, []string{q.prefix + "leases"}, args...).Int64Slice()
+	if err != nil || len(v) < 3 {
+		return 0, 0, 0, err
+	}
+	return int(v[0]), int(v[1]), int(v[2]), nil
 }
