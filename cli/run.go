@@ -206,6 +206,11 @@ func summary(w io.Writer, r *dag.Report) {
 	if r.SpilledBytes > 0 {
 		fmt.Fprintf(w, ", spilled %s (%s compressed)", dag.FormatBytes(r.SpilledBytes), dag.FormatBytes(r.SpilledCompressedBytes))
 	}
+	for _, n := range r.Nodes {
+		if p, ok := n.Metrics["child_peak_bytes"]; ok {
+			fmt.Fprintf(w, "; %s child peak %s of %s (%s)", n.ID, dag.FormatBytes(p), dag.FormatBytes(n.Metrics["child_limit_bytes"]), n.Mode)
+		}
+	}
 	fmt.Fprintln(w)
 }
 
