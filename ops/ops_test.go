@@ -62,7 +62,6 @@ func call(t *testing.T, f func(context.Context, []string, *bytes.Buffer, *bytes.
 	return out.String() + errb.String(), err
 }
 
-
 // TestDoctorNamesProblems: against a real Redis set to allkeys-lru with a
 // dead letter and a run left running without a lease, doctor exits 1 and
 // names all three problems with their fixes; a healthy queue passes.
