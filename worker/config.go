@@ -148,7 +148,8 @@ type Config struct {
 	// before Run claims anything and closed when Run returns.
 	MetricsAddr string
 	// Gatherer serves /metrics; default: Registerer if it is also a Gatherer
-	// (a *prometheus.Registry).
+	// (a *prometheus.Registry). With MetricsAddr set and no Registerer, New
+	// makes a private registry with the Go and process collectors.
 	Gatherer prometheus.Gatherer
 	// LiveOutputBytes, when set, is read at each scrape for
 	// dagrun_executor_output_bytes_live (the executor's outputs held in

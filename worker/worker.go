@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dagrun/dagrun/budget"
@@ -52,6 +54,13 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if cfg.MetricsAddr != "" && cfg.Registerer == nil {
+		// Serving /metrics without a registry: use a private one with the Go
+		// runtime and process collectors.
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
 	if cfg.ID == "" {
 		host, _ := os.Hostname()
 		var b [3]byte
