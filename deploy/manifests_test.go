@@ -30,7 +30,9 @@ type doc struct {
 	m    map[string]any
 }
 
-func (d doc) String() string { return fmt.Sprintf("%s: %v %v", d.file, d.m["kind"], get(d.m, "metadata", "name")) }
+func (d doc) String() string {
+	return fmt.Sprintf("%s: %v %v", d.file, d.m["kind"], get(d.m, "metadata", "name"))
+}
 
 // get walks maps and lists ("0" indexes a list); nil when absent.
 func get(v any, path ...string) any {
