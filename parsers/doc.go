@@ -19,4 +19,14 @@
 // crossing one returns a *LimitError that matches ErrLimit with errors.Is.
 // Malformed inputs return errors matching ErrCorrupt, encrypted ones
 // ErrEncrypted.
+//
+// Implementation: xlsx, docx and pptx are read with archive/zip and an
+// encoding/xml token loop straight from the compressed part; nothing is
+// unmarshalled whole. Number formats and dates are rendered by a compact
+// formatter in this package covering the common codes (General, fixed
+// decimals, thousands separators, percent, scientific, date/time
+// patterns); excelize's renderer is unexported and its Rows API holds the
+// shared-string index in memory, so excelize serves only as a benchmark
+// peer. PDFs are read with github.com/ledongthuc/pdf, walking its page
+// tree once.
 package parsers

@@ -568,3 +568,39 @@ func readCSV(ctx context.Context, src io.Reader, opts parsers.CSVOptions) (int, 
 	defer r.Close()
 	return readAllTable(ctx, r)
 }
+
+// TestMediaNeverRead puts a 256 MiB zip-bomb image into a deck and a
+// document: the readers skip media without opening them, so the text
+// reads fine.
+func TestMediaNeverRead(t *testing.T) {
+	ctx := context.Background()
+	slide := `<p:sld xmlns:a="a" xmlns:p="p" xmlns:r="r"><p:cSld><p:spTree><p:sp><p:nvSpPr><p:nvPr><p:ph type="title"/></p:nvPr></p:nvSpPr><p:txBody><a:p><a:r><a:t>Hello</a:t></a:r></a:p></p:txBody></p:sp><p:pic><p:blipFill><a:blip r:embed="rId2"/></p:blipFill></p:pic></p:spTree></p:cSld></p:sld>`
+	deck := bombZip(t, []string{
+		"ppt/presentation.xml", `<p:presentation xmlns:r="r" xmlns:p="p"><p:sldIdLst><p:sldId id="256" r:id="rId1"/></p:sldIdLst></p:presentation>`,
+		"ppt/_rels/presentation.xml.rels", `<Relationships><Relationship Id="rId1" Type="x/slide" Target="slides/slide1.xml"/></Relationships>`,
+		"ppt/slides/slide1.xml", slide,
+		"ppt/slides/_rels/slide1.xml.rels", `<Relationships><Relationship Id="rId2" Type="x/image" Target="../media/image1.png"/></Relationships>`,
+	}, "ppt/media/image1.png", 256<<20, false)
+	r, err := parsers.NewPPTXReader(ctx, bytes.NewReader(deck), int64(len(deck)), parsers.Options{Name: "media.pptx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := r.Next(ctx)
+	if err != nil || b.Text != "Hello" || b.Kind != parsers.BlockTitle {
+		t.Fatalf("block %+v err %v, want title Hello", b, err)
+	}
+	if _, err := r.Next(ctx); err != io.EOF {
+		t.Fatalf("err = %v, want io.EOF", err)
+	}
+
+	doc := bombZip(t, []string{"word/document.xml", `<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>Text</w:t></w:r></w:p></w:body></w:document>`}, "word/media/image1.png", 256<<20, false)
+	d, err := parsers.NewDOCXReader(ctx, bytes.NewReader(doc), int64(len(doc)), parsers.Options{Name: "media.docx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if b, err := d.Next(ctx); err != nil || b.Text != "Text" {
+		t.Fatalf("block %+v err %v, want Text", b, err)
+	}
+}
