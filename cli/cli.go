@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/dagrun/dagrun/dag"
 )
@@ -194,4 +196,13 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, invalid("--log-format must be text or json, got %q", l.format)
+}
+
+// Process runs the dagrun command for this process: arguments from os.Args,
+// standard streams, and SIGINT/SIGTERM cancelling the command's context (a
+// worker drains). It returns the exit code.
+func Process() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Main(ctx, os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr, StderrIsTerminal: IsTerminal(os.Stderr)})
 }

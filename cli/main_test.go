@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"os"
 	"testing"
 )
@@ -10,7 +9,7 @@ import (
 // separate process that can be SIGKILLed): DAGRUN_AS_CLI=1 makes it one.
 func TestMain(m *testing.M) {
 	if os.Getenv("DAGRUN_AS_CLI") == "1" {
-		os.Exit(Main(context.Background(), os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr}))
+		os.Exit(Process())
 	}
 	os.Exit(m.Run())
 }

@@ -61,6 +61,7 @@ func cmdWorker(ctx context.Context, env *Env, args []string) error {
 	storeURL := fs.String("store", "", "spill store (default: the queue's Redis); dir:///path for a local directory")
 	threshold := fs.String("spill-threshold", "32MiB", "spill outputs larger than this")
 	child := fs.String("child-mode", "auto", "child process budgets: auto, cgroup, watchdog, none")
+	baseDir := fs.String("base-dir", ".", "directory against which relative file paths in workflows resolve")
 	countOnly := fs.Bool("count-only", false, "admit by concurrency alone, ignoring memory (the incident's worker; for measuring)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -108,7 +109,7 @@ func cmdWorker(ctx context.Context, env *Env, args []string) error {
 	q := worker.NewQueue(rdb, *queue)
 	eng, err := dagrun.New(dagrun.Config{
 		Store: store,
-		Nodes: nodes.Options{Logger: log, ChildMode: mode, Approver: worker.NewApprover(q)},
+		Nodes: nodes.Options{BaseDir: *baseDir, Logger: log, ChildMode: mode, Approver: worker.NewApprover(q)},
 		Exec:  dag.Config{SpillThreshold: int64(th), Logger: log},
 	})
 	if err != nil {
