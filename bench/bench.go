@@ -64,6 +64,9 @@ type Config struct {
 	// RedisURL is a Redis to spill to; empty starts a redis-server from
 	// PATH when there is one, else the Redis mode is skipped.
 	RedisURL string
+	// ChildEnv is added to the environment of every `dagrun run` child
+	// (for example GOMEMLIMIT=48MiB), and recorded in the results.
+	ChildEnv []string
 	// SampleEvery is the RSS sampling period (default 10ms).
 	SampleEvery time.Duration
 	// Progress receives one event per finished child process.
@@ -156,7 +159,9 @@ type Host struct {
 // Figures are one run's measurements (or the median, min or max of them).
 type Figures struct {
 	// RusageMaxRSS is ru_maxrss from wait4: the peak RSS of the worker or
-	// of its largest child process (node.js), whichever is larger.
+	// of its largest child process (node.js), whichever is larger. (The
+	// worker is started through a small launcher so that the harness's
+	// own RSS is not folded in; see bench/internal/launch.)
 	RusageMaxRSS int64 `json:"rusage_maxrss_bytes"`
 	// WorkerHWM is the kernel's VmHWM of the worker process alone (child
 	// processes excluded), read by the worker at the end of the run.
@@ -188,6 +193,11 @@ type Case struct {
 	Median Figures   `json:"median"`
 	Min    Figures   `json:"min"`
 	Max    Figures   `json:"max"`
+	// MaxSampleGap is the longest time between two RSS samples in any
+	// run, in seconds: above ~0.05 the sampler was starved by load and
+	// the timeline may miss short peaks (the rusage and VmHWM figures
+	// do not depend on sampling).
+	MaxSampleGap float64 `json:"max_sample_gap_seconds"`
 	// Timeline is the RSS over time of the run with the median worker HWM.
 	Timeline []Sample `json:"timeline,omitempty"`
 }
@@ -212,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Results{Started: time.Now(), Runs: cfg.Runs, Host: host(), OutDir: cfg.OutDir}
+	res := &Results{Started: time.Now(), Runs: cfg.Runs, Host: host(cfg.ChildEnv), OutDir: cfg.OutDir}
 	tmp, err := os.MkdirTemp("", "dagrun-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -224,6 +234,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if err := goBuild(ctx, cfg.Repo, bin, "./cmd/dagrun"); err != nil {
 			return nil, err
 		}
+	}
+	launcher := filepath.Join(tmp, "launch")
+	if err := goBuild(ctx, cfg.Repo, launcher, "./bench/internal/launch"); err != nil {
+		return nil, err
 	}
 	tools, err := StartToolServer()
 	if err != nil {
@@ -260,7 +274,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				p.skip(cfg.Runs)
 				continue
 			}
-			runCase(ctx, cfg, bin, tmp, redisURL, wf, m, c, p)
+			runCase(ctx, cfg, launcher, bin, tmp, redisURL, wf, m, c, p)
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
@@ -271,10 +285,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if err := goBuild(ctx, cfg.Repo, driver, "./benchmarks/parsers"); err != nil {
 			res.Skipped = append(res.Skipped, "parser peers: "+err.Error())
 		} else {
-			res.Peers = runPeers(ctx, cfg, driver, tmp, peers, p)
+			res.Peers = runPeers(ctx, cfg, launcher, driver, tmp, peers, p)
 		}
 	}
-	res.Checks = checks(res.Cases)
+	res.Checks = append(checks(res.Cases), peerChecks(res.Peers)...)
 	res.Host.LoadAfter = loadavg()
 	res.Duration = time.Since(res.Started).Seconds()
 	if err := write(cfg.OutDir, res); err != nil {
@@ -284,11 +298,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 }
 
 // runCase runs one workflow in one mode cfg.Runs times.
-func runCase(ctx context.Context, cfg Config, bin, tmp, redisURL string, wf workflow, m Mode, c *Case, p *stepper) {
+func runCase(ctx context.Context, cfg Config, launcher, bin, tmp, redisURL string, wf workflow, m Mode, c *Case, p *stepper) {
 	var timelines [][]Sample
 	for i := 0; i < cfg.Runs; i++ {
 		step := fmt.Sprintf("%s %s %d/%d", wf.name, m.Name, i+1, cfg.Runs)
-		f, tl, err := runOnce(ctx, cfg, bin, tmp, redisURL, wf, m, i)
+		f, tl, err := runOnce(ctx, cfg, launcher, bin, tmp, redisURL, wf, m, i)
 		if err != nil {
 			if c.Error == "" {
 				c.Error = err.Error()
@@ -298,6 +312,9 @@ func runCase(ctx context.Context, cfg Config, bin, tmp, redisURL string, wf work
 		}
 		c.Runs = append(c.Runs, f)
 		timelines = append(timelines, tl)
+		for j := 1; j < len(tl); j++ {
+			c.MaxSampleGap = max(c.MaxSampleGap, tl[j].T-tl[j-1].T)
+		}
 		p.done(step, nil)
 	}
 	if len(c.Runs) == 0 {
@@ -325,7 +342,7 @@ type runReport struct {
 	} `json:"nodes"`
 }
 
-func runOnce(ctx context.Context, cfg Config, bin, tmp, redisURL string, wf workflow, m Mode, i int) (Figures, []Sample, error) {
+func runOnce(ctx context.Context, cfg Config, launcher, bin, tmp, redisURL string, wf workflow, m Mode, i int) (Figures, []Sample, error) {
 	report := filepath.Join(tmp, "report.json")
 	_ = os.Remove(report)
 	args := []string{bin, "run", "--quiet", "--progress", "never", "--report", report}
@@ -340,7 +357,7 @@ func runOnce(ctx context.Context, cfg Config, bin, tmp, redisURL string, wf work
 	}
 	args = append(args, wf.path)
 	cfg.Logger.Debug("bench run", "argv", strings.Join(args, " "))
-	pr, err := runProcess(ctx, args, os.Environ(), tmp, cfg.SampleEvery)
+	pr, err := runProcess(ctx, launcher, args, append(os.Environ(), cfg.ChildEnv...), tmp, cfg.SampleEvery)
 	if err != nil {
 		return Figures{}, nil, fmt.Errorf("%s %s: %w", wf.name, m.Name, err)
 	}
@@ -550,7 +567,7 @@ func goBuild(ctx context.Context, repo, out, pkg string) error {
 	return nil
 }
 
-func host() Host {
+func host(childEnv []string) Host {
 	h := Host{GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(), LoadBefore: loadavg()}
 	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
 		if v := os.Getenv(k); v != "" {
@@ -558,6 +575,14 @@ func host() Host {
 				h.Environment = map[string]string{}
 			}
 			h.Environment[k] = v
+		}
+	}
+	for _, kv := range childEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if h.Environment == nil {
+				h.Environment = map[string]string{}
+			}
+			h.Environment[k] = v + " (workflow runs only)"
 		}
 	}
 	return h

@@ -63,13 +63,21 @@ func TestQuickDealIntelligence(t *testing.T) {
 		by[c.Mode] = c
 	}
 	inc, st := by[ModeIncident].Median, by[ModeStream].Median
-	// The incident holds every tool response (about 2 MB) and the
-	// materialised table to the end; evict+stream frees them.
-	if inc.PeakLiveOutputs <= st.PeakLiveOutputs {
-		t.Errorf("live outputs: incident %d <= evict+stream %d", inc.PeakLiveOutputs, st.PeakLiveOutputs)
+	// The incident holds a superset of evict+stream's outputs at every
+	// moment (exact accounting), so its peak is at least as high. Here the
+	// model node reads all nine inputs at once, so the peaks are close
+	// (about 2.5 MiB of tool responses either way) and the RSS of two
+	// single runs differs by GC timing: allow 2 MiB of noise.
+	if inc.PeakLiveOutputs < st.PeakLiveOutputs {
+		t.Errorf("live outputs: incident %d < evict+stream %d", inc.PeakLiveOutputs, st.PeakLiveOutputs)
 	}
-	if inc.WorkerHWM < st.WorkerHWM {
-		t.Errorf("worker RSS: incident %d < evict+stream %d", inc.WorkerHWM, st.WorkerHWM)
+	if inc.WorkerHWM+2<<20 < st.WorkerHWM || inc.RusageMaxRSS+2<<20 < st.RusageMaxRSS {
+		t.Errorf("RSS: incident worker %d rusage %d < evict+stream worker %d rusage %d", inc.WorkerHWM, inc.RusageMaxRSS, st.WorkerHWM, st.RusageMaxRSS)
+	}
+	// Started through the launcher, the worker's rusage maxrss is its own
+	// VmHWM (no node.js child here), not the test process's peak.
+	if d := inc.RusageMaxRSS - inc.WorkerHWM; d < -1<<20 || d > 1<<20 {
+		t.Errorf("incident: rusage maxrss %d differs from the worker's VmHWM %d", inc.RusageMaxRSS, inc.WorkerHWM)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "summary.md"))
 	if !strings.Contains(string(md), "| deal-intelligence | 10 | incident |") {

@@ -34,6 +34,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIs
 	fs.BoolVar(&cfg.NoBigPeers, "no-big-peers", false, "skip the parser peers on the 1,000,000-row file")
 	fs.IntVar(&cfg.PeerRuns, "big-peer-runs", 1, "runs per parser peer on the 1,000,000-row file")
 	fs.DurationVar(&cfg.SampleEvery, "sample", 0, "RSS sampling period (default 10ms)")
+	fs.Func("child-env", "KEY=VALUE added to the environment of every workflow run (repeatable; for example GOMEMLIMIT=48MiB)", func(s string) error {
+		if k, _, ok := strings.Cut(s, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", s)
+		}
+		cfg.ChildEnv = append(cfg.ChildEnv, s)
+		return nil
+	})
 	fs.BoolVar(&verbose, "v", false, "debug logs")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: dagrun bench [flags] [WORKFLOW...]\n\nRuns the incident's workflows (benchmarks/workflows) in each mode, each run in its own process, and writes summary.md, results.json and SVG charts.")

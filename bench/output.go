@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // write writes summary.md, results.json and one SVG chart per workflow.
@@ -33,6 +36,12 @@ func write(dir string, res *Results) error {
 			return err
 		}
 		charts[w] = name
+	}
+	if len(res.Cases) > 0 {
+		if err := summaryChart(filepath.Join(dir, "summary.svg"), res); err != nil {
+			return err
+		}
+		charts[""] = "summary.svg"
 	}
 	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(Markdown(res, charts)), 0o644); err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -67,6 +76,9 @@ func Markdown(res *Results, charts map[string]string) string {
 	}
 	sb.WriteString("Worker RSS = the kernel's VmHWM of the `dagrun run` process alone (child processes excluded). " +
 		"rusage = ru_maxrss from wait4, which is the larger of the worker and its largest child (node.js). MiB throughout.\n\n")
+	if f := charts[""]; f != "" {
+		fmt.Fprintf(&sb, "![peak RSS per workflow and mode](%s)\n\n", f)
+	}
 	sb.WriteString("| workflow | nodes | mode | worker RSS | rusage maxRSS | Go heap | live outputs | child peak | spilled | wall s |\n")
 	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range res.Cases {
@@ -100,6 +112,15 @@ func Markdown(res *Results, charts map[string]string) string {
 			r(func(f Figures) int64 { return f.PeakHeap }), r(func(f Figures) int64 { return f.PeakLiveOutputs }),
 			r(func(f Figures) int64 { return f.ChildPeak }), r(func(f Figures) int64 { return f.Spilled }), wall)
 	}
+	var gaps []string
+	for _, c := range res.Cases {
+		if c.MaxSampleGap > 0.05 {
+			gaps = append(gaps, fmt.Sprintf("%s %s (%.2f s)", c.Workflow, c.Mode, c.MaxSampleGap))
+		}
+	}
+	if len(gaps) > 0 {
+		fmt.Fprintf(&sb, "\nThe ~10 ms RSS sampler was held up for more than 50 ms (machine load) in: %s. Only the charts are affected: the RSS, heap and spill figures do not come from sampling.\n", strings.Join(gaps, "; "))
+	}
 	if len(res.Checks) > 0 {
 		sb.WriteString("\n## Targets\n\n| workflow | target | value MiB | limit MiB | met |\n|---|---|---|---|---|\n")
 		for _, c := range res.Checks {
@@ -107,7 +128,7 @@ func Markdown(res *Results, charts map[string]string) string {
 			if !c.Pass {
 				met = "**MISSED**"
 			}
-			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", c.Workflow, c.Target, mib(c.Value), mib(c.Limit), met)
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", c.Workflow, c.Target, fmt.Sprintf("%.2f", c.Value/(1<<20)), fmt.Sprintf("%.2f", c.Limit/(1<<20)), met)
 		}
 	}
 	if len(res.Peers) > 0 {
@@ -161,25 +182,35 @@ var modeColors = map[string]color.RGBA{
 	ModeSpillRedis: {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
+// Chart geometry.
+const (
+	chartW   = 9 * vg.Inch
+	chartH   = 4.5 * vg.Inch
+	legendW  = 3.3 * vg.Inch
+	fontSize = 10
+)
+
 // chart draws the RSS-over-time lines of one workflow, one per mode, with
-// the 64 MiB target as a dashed line.
+// the 64 MiB target as a dashed line and the legend to the right.
 func chart(path, wf string, res *Results) error {
 	p := plot.New()
-	p.Title.Text = wf + ": worker RSS over time"
-	p.X.Label.Text = "seconds since start"
+	p.Title.Text = wf + ": RSS of the worker process over time"
+	p.Title.Padding = vg.Points(6)
+	p.X.Label.Text = "seconds since the process started"
 	p.Y.Label.Text = "RSS (MiB)"
 	p.Y.Min = 0
-	p.Legend.Top = true
+	p.X.Min = 0
 	p.Add(plotter.NewGrid())
-	maxT := 0.0
-	for i, c := range res.Cases {
+	leg := plot.NewLegend()
+	maxT, maxY := 0.0, 64.0
+	for _, c := range res.Cases {
 		if c.Workflow != wf || len(c.Timeline) == 0 {
 			continue
 		}
 		xys := make(plotter.XYs, len(c.Timeline))
 		for j, s := range c.Timeline {
 			xys[j].X, xys[j].Y = s.T, float64(s.RSS)/(1<<20)
-			maxT = max(maxT, s.T)
+			maxT, maxY = max(maxT, s.T), max(maxY, xys[j].Y)
 		}
 		l, err := plotter.NewLine(xys)
 		if err != nil {
@@ -188,27 +219,131 @@ func chart(path, wf string, res *Results) error {
 		l.Color = modeColors[c.Mode]
 		l.Width = vg.Points(1.5)
 		if c.Mode == ModeSpillRedis {
-			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+			l.Dashes = []vg.Length{vg.Points(5), vg.Points(2)}
 		}
-		_ = i
 		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("%s (peak %s MiB)", c.Mode, mib(float64(c.Median.WorkerHWM))), l)
+		leg.Add(fmt.Sprintf("%s  %s MiB", c.Mode, mib(float64(c.Median.WorkerHWM))), l)
 	}
 	if maxT > 0 {
 		target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 64}, {X: maxT, Y: 64}})
 		if err != nil {
 			return fmt.Errorf("bench: chart %s: %w", wf, err)
 		}
-		target.Color = color.Gray{Y: 0x80}
+		target.Color = color.Gray{Y: 0x60}
 		target.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
 		p.Add(target)
-		p.Legend.Add("64 MiB target", target)
+		leg.Add("64 MiB target", target)
 	}
-	p.Legend.ThumbnailWidth = vg.Points(20)
-	p.Legend.Padding = vg.Points(1)
-	_ = draw.PosRight
-	if err := p.Save(8*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("bench: chart %s: %w", wf, err)
+	p.Y.Max = maxY * 1.05
+	p.Y.Tick.Marker = niceTicks{unit: "", steps: []float64{8, 16, 32, 64, 128, 256, 512, 1024, 2048}}
+	p.X.Tick.Marker = niceTicks{steps: []float64{0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}}
+	return saveWithLegend(path, p, leg, "legend: median peak (worker VmHWM)")
+}
+
+// saveWithLegend draws p with leg in a panel to its right and writes SVG.
+func saveWithLegend(path string, p *plot.Plot, leg plot.Legend, note string) error {
+	c := vgsvg.New(chartW, chartH)
+	dc := draw.New(c)
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	leg.Top, leg.Left = true, true
+	leg.TextStyle.Font.Size = vg.Points(fontSize)
+	leg.ThumbnailWidth = vg.Points(24)
+	leg.Padding = vg.Points(4)
+	panel := draw.Crop(dc, chartW-legendW+vg.Points(10), 0, 0, -vg.Points(30))
+	leg.Draw(panel)
+	if note != "" {
+		sty := leg.TextStyle
+		sty.Font.Size = vg.Points(fontSize - 1)
+		sty.Color = color.Gray{Y: 0x50}
+		dc.FillText(sty, vg.Point{X: panel.Min.X, Y: vg.Points(12)}, note)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: chart: %w", err)
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: chart %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench: chart %s: %w", path, err)
 	}
 	return nil
+}
+
+// niceTicks labels an axis with the smallest step of steps that gives at
+// most 8 labelled ticks.
+type niceTicks struct {
+	unit  string
+	steps []float64
+}
+
+// Ticks implements plot.Ticker.
+func (n niceTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := n.steps[len(n.steps)-1]
+	for _, s := range n.steps {
+		if (hi-lo)/s <= 8 {
+			step = s
+			break
+		}
+	}
+	var out []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64) + n.unit})
+		if mid := v + step/2; mid < hi {
+			out = append(out, plot.Tick{Value: mid})
+		}
+	}
+	return out
+}
+
+// summaryChart draws grouped bars: median worker RSS per workflow, one bar
+// per mode.
+func summaryChart(path string, res *Results) error {
+	wfs := workflowNames(res.Cases)
+	p := plot.New()
+	p.Title.Text = "Peak RSS of the worker per workflow and mode (median)"
+	p.Title.Padding = vg.Points(6)
+	p.Y.Label.Text = "peak RSS (MiB)"
+	p.Y.Min = 0
+	p.Add(plotter.NewGrid())
+	leg := plot.NewLegend()
+	w := vg.Points(10)
+	maxY := 64.0
+	for i, m := range res.Modes {
+		vals := make(plotter.Values, len(wfs))
+		for j, wf := range wfs {
+			for _, c := range res.Cases {
+				if c.Workflow == wf && c.Mode == m.Name && len(c.Runs) > 0 {
+					vals[j] = float64(c.Median.WorkerHWM) / (1 << 20)
+					maxY = max(maxY, vals[j])
+				}
+			}
+		}
+		b, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return fmt.Errorf("bench: summary chart: %w", err)
+		}
+		b.Color = modeColors[m.Name]
+		b.LineStyle.Width = 0
+		b.Offset = w * vg.Length(float64(i)-float64(len(res.Modes)-1)/2)
+		p.Add(b)
+		leg.Add(m.Name, b)
+	}
+	target, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 64}, {X: float64(len(wfs)) - 0.5, Y: 64}})
+	if err != nil {
+		return fmt.Errorf("bench: summary chart: %w", err)
+	}
+	target.Color = color.Gray{Y: 0x60}
+	target.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
+	p.Add(target)
+	leg.Add("64 MiB target", target)
+	labels := make([]string, len(wfs))
+	for i, wf := range wfs {
+		labels[i] = strings.Replace(wf, "-", "\n", 1)
+	}
+	p.NominalX(labels...)
+	p.Y.Max = maxY * 1.05
+	p.Y.Tick.Marker = niceTicks{steps: []float64{8, 16, 32, 64, 128, 256, 512, 1024, 2048}}
+	return saveWithLegend(path, p, leg, "worker VmHWM, child processes excluded")
 }

@@ -33,7 +33,7 @@ type Peer struct {
 
 type peerCase struct {
 	file, method string
-	python       bool
+	python       string // interpreter for Python peers
 	runs         int
 }
 
@@ -51,10 +51,9 @@ const (
 // peerCases returns the peer cases to run and what is skipped, with why.
 func peerCases(cfg Config) ([]peerCase, []string) {
 	var skipped []string
-	py := true
-	if err := exec.Command("python3", "-c", "import openpyxl, pandas").Run(); err != nil {
-		py = false
-		skipped = append(skipped, "openpyxl and pandas peers: python3 with openpyxl and pandas not available ("+err.Error()+"); apt-get install -y python3-openpyxl python3-pandas")
+	py := pythonWithPeers()
+	if py == "" {
+		skipped = append(skipped, "openpyxl and pandas peers: no python3 (in PATH or /usr/bin) imports openpyxl and pandas; apt-get install -y python3-openpyxl python3-pandas")
 	}
 	files := []string{peerReport}
 	if !cfg.NoBigPeers {
@@ -71,9 +70,9 @@ func peerCases(cfg Config) ([]peerCase, []string) {
 		for _, m := range goPeers {
 			out = append(out, peerCase{file: f, method: m, runs: runs})
 		}
-		if py {
+		if py != "" {
 			for _, m := range pyPeers {
-				out = append(out, peerCase{file: f, method: m, python: true, runs: runs})
+				out = append(out, peerCase{file: f, method: m, python: py, runs: runs})
 			}
 		}
 	}
@@ -111,7 +110,7 @@ else:
 print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t}))
 `
 
-func runPeers(ctx context.Context, cfg Config, driver, tmp string, cases []peerCase, p *stepper) []*Peer {
+func runPeers(ctx context.Context, cfg Config, launcher, driver, tmp string, cases []peerCase, p *stepper) []*Peer {
 	script := filepath.Join(tmp, "peer.py")
 	if err := os.WriteFile(script, []byte(pyScript), 0o644); err != nil {
 		cfg.Logger.Warn("bench: peer script", "err", err)
@@ -133,11 +132,11 @@ func runPeers(ctx context.Context, cfg Config, driver, tmp string, cases []peerC
 		var rss, secs []float64
 		for i := 0; i < c.runs; i++ {
 			argv := []string{driver, "-child", c.method, "-file", path}
-			if c.python {
-				argv = []string{"python3", script, c.method, path}
+			if c.python != "" {
+				argv = []string{c.python, script, c.method, path}
 			}
 			step := fmt.Sprintf("peer %s %s %d/%d", c.method, c.file, i+1, c.runs)
-			pr, err := runProcess(ctx, argv, os.Environ(), tmp, 0)
+			pr, err := runProcess(ctx, launcher, argv, os.Environ(), tmp, 0)
 			var r struct {
 				Items   int64   `json:"items"`
 				Rows    int64   `json:"rows"`
@@ -175,4 +174,42 @@ func runPeers(ctx context.Context, cfg Config, driver, tmp string, cases []peerC
 		}
 	}
 	return out
+}
+
+// peerChecks evaluates the parser targets: dagrun-xlsx uses less peak
+// memory than every peer on each file, and is not slower than excelize's
+// streaming reader (Rows).
+func peerChecks(peers []*Peer) []Check {
+	var out []Check
+	base := map[string]*Peer{}
+	for _, p := range peers {
+		if p.Method == "dagrun-xlsx" && p.RSS[0] > 0 {
+			base[p.File] = p
+		}
+	}
+	for _, p := range peers {
+		b := base[p.File]
+		if b == nil || p == b || p.RSS[0] == 0 {
+			continue
+		}
+		out = append(out, Check{Workflow: p.File, Target: "dagrun-xlsx peak RSS < " + p.Method,
+			Value: b.RSS[0], Limit: p.RSS[0], Pass: b.RSS[0] < p.RSS[0]})
+		if p.Method == "excelize-rows" {
+			out = append(out, Check{Workflow: p.File, Target: "dagrun-xlsx seconds <= excelize-rows (seconds, not MiB)",
+				Value: b.Seconds[0] * (1 << 20), Limit: p.Seconds[0] * (1 << 20), Pass: b.Seconds[0] <= p.Seconds[0]})
+		}
+	}
+	return out
+}
+
+// pythonWithPeers returns a python3 that imports openpyxl and pandas
+// (Debian's packages install into /usr/bin/python3, which a pyenv or venv
+// python3 earlier in PATH does not see), or "".
+func pythonWithPeers() string {
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(py, "-c", "import openpyxl, pandas").Run() == nil {
+			return py
+		}
+	}
+	return ""
 }

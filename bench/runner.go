@@ -1,14 +1,15 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -47,41 +48,64 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// runProcess runs argv as a child with env, sampling its VmRSS every
-// `every` (0: no sampling), and returns the OS's figures. A non-zero exit
-// is an error carrying the stderr tail.
-func runProcess(ctx context.Context, argv, env []string, dir string, every time.Duration) (*procResult, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+// runProcess runs argv as a child with env through the launcher (see
+// bench/internal/launch), sampling its VmRSS every `every` (0: no
+// sampling), and returns the OS's figures. A non-zero exit is an error
+// carrying the stderr tail.
+//
+// The launcher matters: Go starts children with CLONE_VFORK|CLONE_VM, and
+// at exec the kernel folds the parent's own RSS high-water mark into the
+// child's ru_maxrss, so a child of this (large) harness would report at
+// least the harness's peak. The launcher is a few MiB; its child's maxrss
+// is the child's own.
+func runProcess(ctx context.Context, launcher string, argv, env []string, dir string, every time.Duration) (*procResult, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	cmd := exec.CommandContext(ctx, launcher, argv...)
 	cmd.Env = env
 	cmd.Dir = dir
+	cmd.ExtraFiles = []*os.File{pw}
 	var out bytes.Buffer
 	errb := &tailBuffer{max: stderrTail}
 	cmd.Stdout, cmd.Stderr = &out, errb
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", launcher, err)
+	}
+	rep := bufio.NewReader(pr)
+	pid := 0
+	if line, err := rep.ReadString('\n'); err == nil {
+		_, _ = fmt.Sscanf(line, "pid %d", &pid)
 	}
 	var samples []Sample
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	if every > 0 {
+	if every > 0 && pid > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			samples = sampleRSS(cmd.Process.Pid, start, every, stop)
+			samples = sampleRSS(pid, start, every, stop)
 		}()
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	wall := time.Since(start)
 	close(stop)
 	wg.Wait()
 	res := &procResult{wall: wall, samples: samples, stdout: out.Bytes(), stderr: errb.b}
-	if ps := cmd.ProcessState; ps != nil {
-		res.exitCode = ps.ExitCode()
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			res.maxRSS = int64(ru.Maxrss) << 10 // KiB on Linux
-		}
+	var ru struct {
+		MaxRSSKB int64 `json:"maxrss_kb"`
+		Exit     int   `json:"exit"`
+	}
+	if derr := json.NewDecoder(rep).Decode(&ru); derr == nil {
+		res.maxRSS, res.exitCode = ru.MaxRSSKB<<10, ru.Exit
+	} else if err == nil {
+		err = fmt.Errorf("no rusage from the launcher: %w", derr)
 	}
 	if err != nil {
 		return res, fmt.Errorf("%s: %w: %s", argv[0], err, bytes.TrimSpace(errb.b))
