@@ -310,15 +310,22 @@ func TestSuspendFreesSlotApproveResumes(t *testing.T) {
 	ctx := context.Background()
 	q := worker.NewQueue(srv.Client(), "susp")
 	approver := worker.NewApprover(q)
-	calls := map[string]*atomic.Int32{"s1": {}, "s2": {}, "other": {}}
+	calls := map[string]*atomic.Int32{"s1": {}, "s2": {}, "s3": {}, "other": {}}
+	readS3, approvedS3 := make(chan struct{}), make(chan struct{})
 	exec := worker.ExecutorFunc(func(ctx context.Context, j *worker.Job) (worker.Result, error) {
-		calls[j.RunID].Add(1)
+		n := calls[j.RunID].Add(1)
 		var pl jobPayload
 		_ = json.Unmarshal(j.Payload, &pl)
 		if pl.Gate {
 			d, err := approver.Decision(ctx, j.RunID, "gate")
 			if err != nil {
 				return worker.Result{}, err
+			}
+			if j.RunID == "s3" && n == 1 {
+				// The approval lands between reading the decision and
+				// reporting the suspension.
+				close(readS3)
+				<-approvedS3
 			}
 			switch d {
 			case nodes.Pending:
@@ -395,8 +402,22 @@ func TestSuspendFreesSlotApproveResumes(t *testing.T) {
 	if err := q.Approve(ctx, "s2", "gate", "alice"); !errors.Is(err, worker.ErrNotSuspended) {
 		t.Fatalf("approve a failed run: %v, want ErrNotSuspended", err)
 	}
+	// s3 is approved while its attempt runs: the suspension it then reports
+	// must not park it forever.
+	if _, err := q.Enqueue(ctx, worker.EnqueueRequest{RunID: "s3", Workflow: "approve", Payload: []byte(`{"gate":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	<-readS3
+	if err := q.Approve(ctx, "s3", "gate", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	close(approvedS3)
+	eventually(t, 10*time.Second, "s3 resumed at once and succeeded", func() bool { return get("s3").Status == worker.StatusSucceeded })
+	if r := get("s3"); r.Attempts != 1 || calls["s3"].Load() != 2 {
+		t.Fatalf("s3: attempts %d calls %d", r.Attempts, calls["s3"].Load())
+	}
 	m := scrape(t, "http://"+addr+"/metrics")
-	if m[`dagrun_worker_jobs_total{outcome="suspended"}`] != 2 || m[`dagrun_worker_jobs_total{outcome="failed"}`] != 0 || m[`dagrun_worker_jobs_total{outcome="succeeded"}`] != 2 {
+	if m[`dagrun_worker_jobs_total{outcome="suspended"}`] != 3 || m[`dagrun_worker_jobs_total{outcome="failed"}`] != 0 || m[`dagrun_worker_jobs_total{outcome="succeeded"}`] != 3 {
 		t.Errorf("outcomes: suspended %v failed %v succeeded %v", m[`dagrun_worker_jobs_total{outcome="suspended"}`],
 			m[`dagrun_worker_jobs_total{outcome="failed"}`], m[`dagrun_worker_jobs_total{outcome="succeeded"}`])
 	}

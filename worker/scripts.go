@@ -140,6 +140,20 @@ elseif outcome == 'suspended' then
   -- Parked on purpose: not pending, not leased, not running; the attempt is
   -- refunded (a suspension is not a failure). Approve requeues it.
   attempts = redis.call('HINCRBY', jk, 'attempts', -1)
+  -- A decision that arrived while the attempt ran (Approve saw it running)
+  -- would otherwise wait forever: resume at once.
+  local ok, at = pcall(cjson.decode, ARGV[11])
+  if ok and type(at) == 'table' then
+    for _, n in ipairs(at) do
+      if redis.call('HEXISTS', P .. 'approval:' .. id, n) == 1 then
+        redis.call('HSET', jk, 'status', 'queued', 'suspended', ARGV[11], 'suspend_msg', ARGV[8])
+        redis.call('LPUSH', P .. 'pending', id)
+        redis.call('HINCRBY', P .. 'stats', 'suspended', 1)
+        logev(id, 'resume', attempts, ARGV[10], '', 'decided while running: ' .. ARGV[8], peak)
+        return 1
+      end
+    end
+  end
   redis.call('HSET', jk, 'status', 'suspended', 'suspended', ARGV[11], 'suspend_msg', ARGV[8], 'suspended_at', now)
   redis.call('ZADD', P .. 'suspended', now, id)
   redis.call('HINCRBY', P .. 'stats', 'suspended', 1)
