@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/dagrun/dagrun/dag"
 	"github.com/dagrun/dagrun/nodes"
@@ -49,6 +50,9 @@ type Config struct {
 type Engine struct {
 	cfg Config
 	reg *dag.Registry
+
+	mu     sync.Mutex
+	active map[chan int64]struct{} // pressure channels of running runs
 }
 
 // New returns an Engine.
@@ -63,7 +67,26 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Exec.Validate(); err != nil {
 		return nil, fmt.Errorf("dagrun: %w", err)
 	}
-	return &Engine{cfg: cfg, reg: reg}, nil
+	return &Engine{cfg: cfg, reg: reg, active: map[chan int64]struct{}{}}, nil
+}
+
+// Relieve asks every running run to spill its largest in-memory outputs
+// until about n bytes are freed in all (n <= 0: the largest output of each
+// run). It does not wait. The worker calls it when the container's working
+// set passes the memory gate's pause threshold. Without a Store it does
+// nothing.
+func (e *Engine) Relieve(n int64) {
+	if e.cfg.Store == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for ch := range e.active {
+		select {
+		case ch <- n:
+		default: // a request is already pending
+		}
+	}
 }
 
 // Registry returns the engine's node types.
@@ -129,6 +152,17 @@ func (e *Engine) Run(ctx context.Context, p *dag.Plan, o RunOptions) (*dag.Resul
 	}
 	if o.Pressure != nil {
 		cfg.Pressure = o.Pressure
+	} else if cfg.Spiller != nil && cfg.Pressure == nil {
+		ch := make(chan int64, 1)
+		e.mu.Lock()
+		e.active[ch] = struct{}{}
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			delete(e.active, ch)
+			e.mu.Unlock()
+		}()
+		cfg.Pressure = ch
 	}
 	ex, err := dag.New(cfg)
 	if err != nil {

@@ -142,3 +142,46 @@ func ExampleEngine() {
 	fmt.Print(strings.TrimSpace(string(b)), "; streamed: ", res.Report.Node("rows").Piped)
 	// Output: {"orders":68}; streamed: true
 }
+
+// Relieve reaches a running run: its largest in-memory output moves to the
+// store while the run goes on.
+func TestRelieveSpillsRunningRun(t *testing.T) {
+	store, err := spill.NewDir(t.TempDir(), spill.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := dagrun.New(dagrun.Config{Store: store})
+	plan, err := eng.Parse([]byte(`{"name":"p","nodes":[
+		{"id":"big","type":"llm.mock","params":{"reply_bytes":"8MiB"}},
+		{"id":"wait","type":"llm.mock","params":{"reply_bytes":10,"latency":"3s"}},
+		{"id":"use","type":"llm.mock","inputs":["big","wait"],"params":{"reply_bytes":10}}]}`), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once big is done (and while use still waits for the slow node), the
+	// worker's memory monitor calls Relieve on every sample over the gate.
+	stop := make(chan struct{})
+	defer close(stop)
+	onEvent := func(e dag.Event) {
+		if e.Type == dag.EventNodeFinished && e.Node == "big" {
+			go func() {
+				for {
+					eng.Relieve(0)
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}()
+		}
+	}
+	res, err := eng.Run(context.Background(), plan, dagrun.RunOptions{OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if got := res.Report.Node("big").SpilledBytes; got != 8<<20 {
+		t.Fatalf("big spilled %d bytes under pressure, want 8 MiB", got)
+	}
+}
