@@ -178,7 +178,7 @@ func writeChain(path string, n int, size string) {
 
 func writeStream(path, csvPath string) {
 	wf := map[string]any{"name": "csv-stream", "nodes": []any{
-		map[string]any{"id": "orders", "type": "csv.read", "params": map[string]any{"path": csvPath}},
+		map[string]any{"id": "orders", "type": "csv.read", "params": map[string]any{"path": csvPath, "max_rows": 1 << 40}},
 		map[string]any{"id": "large", "type": "table.filter", "inputs": []string{"orders"},
 			"params": map[string]any{"where": []any{map[string]any{"column": "quantity", "op": "ge", "value": 10}}}},
 		map[string]any{"id": "totals", "type": "table.aggregate", "inputs": []string{"large"},
