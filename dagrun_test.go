@@ -98,7 +98,6 @@ func TestSuspendApproveResume(t *testing.T) {
 	}
 }
 
-
 func waitStatus(t *testing.T, ctx context.Context, q *worker.Queue, id string, want worker.Status) *worker.Run {
 	t.Helper()
 	for {
