@@ -49,6 +49,7 @@ type NodeError struct {
 	Err     error
 }
 
+// Error implements error.
 func (e *NodeError) Error() string {
 	return fmt.Sprintf("node %q (%s) %s on attempt %d: %v", e.Node, e.Type, e.Kind, e.Attempt, e.Err)
 }
@@ -69,6 +70,7 @@ type RunError struct {
 	Cause     error // set when the whole run was cancelled
 }
 
+// Error lists the root causes, then the skipped and cancelled nodes.
 func (e *RunError) Error() string {
 	var b strings.Builder
 	if e.Cause != nil {

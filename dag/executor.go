@@ -935,6 +935,7 @@ type record struct {
 	Size    int64    `json:"size"`
 }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
 func (k *Kind) UnmarshalText(b []byte) error {
 	switch string(b) {
 	case "bytes":

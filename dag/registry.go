@@ -62,6 +62,7 @@ type ParamError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *ParamError) Error() string { return fmt.Sprintf("param %q: %s", e.Field, e.Message) }
 
 // Registry maps type names to node types. It is safe for concurrent use.

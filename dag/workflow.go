@@ -198,6 +198,7 @@ type Problem struct {
 	Message string `json:"message"`
 }
 
+// String formats the problem as "path: message".
 func (p Problem) String() string {
 	if p.Path == "" {
 		return p.Message
@@ -215,6 +216,7 @@ type InvalidError struct {
 	Problems []Problem
 }
 
+// Error lists every problem, one per line.
 func (e *InvalidError) Error() string {
 	var b strings.Builder
 	src := e.Source
