@@ -140,6 +140,10 @@ type Results struct {
 	Cases    []*Case   `json:"cases"`
 	Checks   []Check   `json:"checks"`
 	Peers    []*Peer   `json:"peers,omitempty"`
+	// Floor is a one-node workflow (a 100-byte mock reply) in
+	// evict+stream mode: the RSS of `dagrun run` doing almost nothing,
+	// below which no workflow can go.
+	Floor *Case `json:"floor,omitempty"`
 	// Skipped lists what did not run and why.
 	Skipped []string `json:"skipped,omitempty"`
 	// OutDir is where the files were written.
@@ -264,7 +268,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		peers, skipped = peerCases(cfg)
 		res.Skipped = append(res.Skipped, skipped...)
 	}
-	p := &stepper{total: len(wfs)*len(modes)*cfg.Runs + peerSteps(peers, cfg), fn: cfg.Progress}
+	p := &stepper{total: (len(wfs)*len(modes)+1)*cfg.Runs + peerSteps(peers, cfg), fn: cfg.Progress}
+	floorPath := filepath.Join(tmp, "floor.json")
+	if err := os.WriteFile(floorPath, []byte(floorWorkflow), 0o644); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	res.Floor = &Case{Workflow: "floor", Mode: ModeStream, Nodes: 1}
+	runCase(ctx, cfg, launcher, bin, tmp, "", workflow{name: "floor", path: floorPath, nodes: 1}, Modes()[2], res.Floor, p)
 	for _, wf := range wfs {
 		for _, m := range modes {
 			c := &Case{Workflow: wf.name, Mode: m.Name, Nodes: wf.nodes}
@@ -499,6 +509,9 @@ func redisFor(ctx context.Context, cfg Config, modes []Mode, tmp string) (string
 	}
 	return rs.url(), rs.stop, ""
 }
+
+// floorWorkflow measures the RSS of a run that does almost nothing.
+const floorWorkflow = `{"name": "floor", "version": "1", "nodes": [{"id": "reply", "type": "llm.mock", "params": {"reply_bytes": 100}}]}`
 
 var placeholder = regexp.MustCompile(`\$\{FIXTURES\}/([^"]+)"`)
 

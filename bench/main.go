@@ -2,11 +2,14 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/vbauerster/mpb/v8"
@@ -22,6 +25,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIs
 	fs.SetOutput(stderr)
 	var cfg Config
 	var quick, verbose bool
+	var replot string
 	var modes string
 	fs.IntVar(&cfg.Runs, "runs", 5, "runs per workflow and mode (medians, min and max are reported)")
 	fs.BoolVar(&quick, "quick", false, "smoke test: 1 run, parser peers only on the 6.2 MB file")
@@ -41,6 +45,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIs
 		cfg.ChildEnv = append(cfg.ChildEnv, s)
 		return nil
 	})
+	fs.StringVar(&replot, "replot", "", "only rewrite summary.md and the charts from this results.json (into --out, default its directory)")
 	fs.BoolVar(&verbose, "v", false, "debug logs")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: dagrun bench [flags] [WORKFLOW...]\n\nRuns the incident's workflows (benchmarks/workflows) in each mode, each run in its own process, and writes summary.md, results.json and SVG charts.")
@@ -50,6 +55,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIs
 		return err
 	}
 	cfg.Workflows = fs.Args()
+	if replot != "" {
+		return Replot(replot, cfg.OutDir)
+	}
 	if modes != "" {
 		cfg.Modes = strings.Split(modes, ",")
 	}
@@ -118,4 +126,21 @@ func modeNames() []string {
 		out = append(out, m.Name)
 	}
 	return out
+}
+
+// Replot reads a results.json written by Run and rewrites summary.md,
+// results.json and the charts into dir (default: the file's directory).
+func Replot(path, dir string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("bench: %s: %w", path, err)
+	}
+	if dir == "" {
+		dir = filepath.Dir(path)
+	}
+	return write(dir, &res)
 }

@@ -76,6 +76,10 @@ func Markdown(res *Results, charts map[string]string) string {
 	}
 	sb.WriteString("Worker RSS = the kernel's VmHWM of the `dagrun run` process alone (child processes excluded). " +
 		"rusage = ru_maxrss from wait4, which is the larger of the worker and its largest child (node.js). MiB throughout.\n\n")
+	if f := res.Floor; f != nil && len(f.Runs) > 0 {
+		fmt.Fprintf(&sb, "Floor: `dagrun run` of a one-node workflow that does almost nothing peaks at %s MiB (%s–%s) worker RSS: the Go runtime, the 40 MB binary's mapped code and the executor. No workflow can go below it.\n\n",
+			mib(float64(f.Median.WorkerHWM)), mib(float64(f.Min.WorkerHWM)), mib(float64(f.Max.WorkerHWM)))
+	}
 	if f := charts[""]; f != "" {
 		fmt.Fprintf(&sb, "![peak RSS per workflow and mode](%s)\n\n", f)
 	}
@@ -234,6 +238,17 @@ func chart(path, wf string, res *Results) error {
 		p.Add(target)
 		leg.Add("64 MiB target", target)
 	}
+	if f := res.Floor; f != nil && len(f.Runs) > 0 && maxT > 0 {
+		y := float64(f.Median.WorkerHWM) / (1 << 20)
+		fl, err := plotter.NewLine(plotter.XYs{{X: 0, Y: y}, {X: maxT, Y: y}})
+		if err != nil {
+			return fmt.Errorf("bench: chart %s: %w", wf, err)
+		}
+		fl.Color = color.Gray{Y: 0xa0}
+		fl.Width = vg.Points(0.8)
+		p.Add(fl)
+		leg.Add(fmt.Sprintf("floor (empty run) %s MiB", mib(float64(f.Median.WorkerHWM))), fl)
+	}
 	p.Y.Max = maxY * 1.05
 	p.Y.Tick.Marker = niceTicks{unit: "", steps: []float64{8, 16, 32, 64, 128, 256, 512, 1024, 2048}}
 	p.X.Tick.Marker = niceTicks{steps: []float64{0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}}
@@ -338,6 +353,17 @@ func summaryChart(path string, res *Results) error {
 	target.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
 	p.Add(target)
 	leg.Add("64 MiB target", target)
+	if f := res.Floor; f != nil && len(f.Runs) > 0 {
+		y := float64(f.Median.WorkerHWM) / (1 << 20)
+		fl, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: y}, {X: float64(len(wfs)) - 0.5, Y: y}})
+		if err != nil {
+			return fmt.Errorf("bench: summary chart: %w", err)
+		}
+		fl.Color = color.Gray{Y: 0x40}
+		fl.Width = vg.Points(0.8)
+		p.Add(fl)
+		leg.Add(fmt.Sprintf("floor (empty run) %s MiB", mib(float64(f.Median.WorkerHWM))), fl)
+	}
 	labels := make([]string, len(wfs))
 	for i, wf := range wfs {
 		labels[i] = strings.Replace(wf, "-", "\n", 1)
