@@ -319,9 +319,15 @@ func suggest(name string, ids map[string]*planNode) string {
 	return suggestName(name, names)
 }
 
-// suggestName proposes the closest name within edit distance 2.
+// suggestName proposes the closest name when it is plausibly a typo: an
+// edit distance (with transpositions) of at most a third of the name, and
+// less than the whole name.
 func suggestName(name string, names []string) string {
-	best, bestD := "", 3
+	limit := max(1, len(name)/3)
+	if limit >= len(name) {
+		limit = len(name) - 1
+	}
+	best, bestD := "", limit+1
 	sort.Strings(names)
 	for _, n := range names {
 		if d := editDistance(name, n, bestD); d < bestD {
@@ -334,25 +340,32 @@ func suggestName(name string, names []string) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
+// editDistance is the optimal string alignment distance (insertions,
+// deletions, substitutions and adjacent transpositions), or max when it is
+// clearly larger.
 func editDistance(a, b string, max int) int {
-	if d := len(a) - len(b); d > max || -d > max {
+	if d := len(a) - len(b); d >= max || -d >= max {
 		return max
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	rows := make([][]int, len(a)+1)
+	for i := range rows {
+		rows[i] = make([]int, len(b)+1)
+		rows[i][0] = i
+	}
+	for j := range rows[0] {
+		rows[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			c := 1
 			if a[i-1] == b[j-1] {
 				c = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+			rows[i][j] = min(rows[i-1][j]+1, rows[i][j-1]+1, rows[i-1][j-1]+c)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				rows[i][j] = min(rows[i][j], rows[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return rows[len(a)][len(b)]
 }
