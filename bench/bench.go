@@ -226,6 +226,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	modes, err := selectModes(cfg.Modes)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkWorkflows(cfg); err != nil {
+		return nil, err
+	}
 	res := &Results{Started: time.Now(), Runs: cfg.Runs, Host: host(cfg.ChildEnv), OutDir: cfg.OutDir}
 	tmp, err := os.MkdirTemp("", "dagrun-bench-")
 	if err != nil {
@@ -249,10 +256,6 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	defer tools.Close()
 	wfs, err := prepareWorkflows(ctx, cfg, tmp, tools.URL)
-	if err != nil {
-		return nil, err
-	}
-	modes, err := selectModes(cfg.Modes)
 	if err != nil {
 		return nil, err
 	}
@@ -512,6 +515,22 @@ func redisFor(ctx context.Context, cfg Config, modes []Mode, tmp string) (string
 
 // floorWorkflow measures the RSS of a run that does almost nothing.
 const floorWorkflow = `{"name": "floor", "version": "1", "nodes": [{"id": "reply", "type": "llm.mock", "params": {"reply_bytes": 100}}]}`
+
+// checkWorkflows fails when a selected workflow has no file.
+func checkWorkflows(cfg Config) error {
+	dir := filepath.Join(cfg.Repo, "benchmarks", "workflows")
+	for _, w := range cfg.Workflows {
+		if _, err := os.Stat(filepath.Join(dir, w+".json")); err != nil {
+			files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+			var names []string
+			for _, f := range files {
+				names = append(names, strings.TrimSuffix(filepath.Base(f), ".json"))
+			}
+			return fmt.Errorf("bench: no workflow %q in %s (workflows: %s)", w, dir, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
 
 var placeholder = regexp.MustCompile(`\$\{FIXTURES\}/([^"]+)"`)
 

@@ -131,3 +131,25 @@ func TestBenchMain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBadArgs checks that bad arguments fail at once with an error naming
+// the bad value and the valid ones.
+func TestBadArgs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--modes", "turbo"}, `unknown mode "turbo" (modes: incident, evict`},
+		{[]string{"nope"}, `no workflow "nope"`},
+		{[]string{"--runs", "0"}, "--runs must be at least 1"},
+		{[]string{"--child-env", "GOGC"}, "want KEY=VALUE"},
+		{[]string{"--replot", "/nonexistent/results.json"}, "/nonexistent/results.json"},
+	} {
+		var out, errb bytes.Buffer
+		err := Main(context.Background(), tc.args, &out, &errb, false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
