@@ -63,8 +63,10 @@ func call(t *testing.T, f func(context.Context, []string, *bytes.Buffer, *bytes.
 }
 
 // TestDoctorNamesProblems: against a real Redis set to allkeys-lru with a
-// dead letter and a run left running without a lease, doctor exits 1 and
-// names all three problems with their fixes; a healthy queue passes.
+// dead letter, a run left running without a lease and a job pending with no
+// live worker, doctor exits 1 and names the four problems with their fixes
+// (and warns about a run one crash from the dead-letter set); once repaired,
+// it passes.
 func TestDoctorNamesProblems(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
@@ -94,6 +96,11 @@ func TestDoctorNamesProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb.SAdd(ctx, "{doc}:running", "orphan")
+	// "wobbly" crashed twice: one more and it is dead-lettered.
+	if _, err := q.Enqueue(ctx, worker.EnqueueRequest{RunID: "wobbly", Workflow: "etl"}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, "{doc}:job:wobbly", "crashes", 2, "status", "retrying", "error_kind", "killed", "error", "worker w-3 lost mid-job")
 
 	out, err := call(t, func(ctx context.Context, a []string, o, e *bytes.Buffer) error { return ops.Doctor(ctx, a, o, e) },
 		"--redis", srv.URL(), "--queue", "doc", "--skip-local")
@@ -105,13 +112,15 @@ func TestDoctorNamesProblems(t *testing.T) {
 		"maxmemory-policy is allkeys-lru", "CONFIG SET maxmemory-policy noeviction",
 		"1 dead letter(s) by reason / workflow: exceeds_memory / quarterly-report: 1 (e.g. huge)", "dagrun dlq show RUN",
 		"1 run(s) marked running without a live lease", "orphan (etl, no lease, worker gone-1",
+		"no worker heartbeat in the last minute; 1 job(s) pending",
+		"1 run(s) at 2 crash(es) of MaxCrashes 3: wobbly (etl, 2 crash(es), last: [killed] worker w-3 lost mid-job)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "PROBLEM"); n != 3 {
-		t.Errorf("%d problems printed, want 3:\n%s", n, out)
+	if n := strings.Count(out, "PROBLEM"); n != 4 {
+		t.Errorf("%d problems printed, want 4:\n%s", n, out)
 	}
 	t.Logf("doctor output:\n%s", out)
 
@@ -122,7 +131,7 @@ func TestDoctorNamesProblems(t *testing.T) {
 		Problems int           `json:"problems"`
 		Findings []ops.Finding `json:"findings"`
 	}
-	if err := json.Unmarshal([]byte(jsonOut), &doc); err != nil || doc.Problems != 3 {
+	if err := json.Unmarshal([]byte(jsonOut), &doc); err != nil || doc.Problems != 4 {
 		t.Fatalf("doctor --json: %v, problems %d\n%s", err, doc.Problems, jsonOut)
 	}
 
@@ -132,12 +141,18 @@ func TestDoctorNamesProblems(t *testing.T) {
 		"drop", "huge", "--redis", srv.URL(), "--queue", "doc"); err != nil {
 		t.Fatal(err)
 	}
-	runWorker(t, srv, "doc", exec, func() bool { return status(q, "orphan") == worker.StatusSucceeded })
+	runWorker(t, srv, "doc", exec, func() bool {
+		return status(q, "orphan") == worker.StatusSucceeded && status(q, "wobbly") == worker.StatusSucceeded
+	})
 	out, err = call(t, func(ctx context.Context, a []string, o, e *bytes.Buffer) error { return ops.Doctor(ctx, a, o, e) },
 		"--redis", srv.URL(), "--queue", "doc")
 	if err != nil {
 		t.Fatalf("doctor on a repaired queue: %v\n%s", err, out)
 	}
+	if !strings.Contains(out, "child-cgroup") || !strings.Contains(out, "cgroup ") {
+		t.Errorf("doctor without --skip-local lacks the cgroup findings:\n%s", out)
+	}
+	t.Logf("repaired:\n%s", out)
 }
 
 // TestRunsDLQQueueCommands drives the run, dead-letter and queue commands
@@ -237,7 +252,7 @@ func TestRunsDLQQueueCommands(t *testing.T) {
 	}
 	out, err = call(t, func(ctx context.Context, a []string, o, e *bytes.Buffer) error { return ops.Queue(ctx, a, o, e) }, append([]string{"stats", "--json"}, common...)...)
 	var st worker.Stats
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Dead != 1 || len(st.Workers) == 0 {
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Dead != 1 || len(st.Workers) != 0 {
 		t.Fatalf("queue stats --json: %v %+v\n%s", err, st, out)
 	}
 }

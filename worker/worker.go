@@ -146,6 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopServe()
+	defer w.unregister(context.WithoutCancel(ctx))
 	w.started.Store(true)
 	w.log.Info("worker started", "limit", s.Limit, "working_set", s.WorkingSet, "source", s.Source, "capacity", w.gate.Capacity(), "count_only", cfg.CountOnly)
 
@@ -503,6 +504,17 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
 		w.log.Warn("worker heartbeat", "err", err)
 	}
+}
+
+// unregister removes the worker's published state after a clean exit, so
+// `dagrun queue stats` and doctor list only live workers.
+func (w *Worker) unregister(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	pipe := w.q.rdb.Pipeline()
+	pipe.Del(ctx, w.q.prefix+"worker:"+w.cfg.ID)
+	pipe.ZRem(ctx, w.q.prefix+"workers", w.cfg.ID)
+	_, _ = pipe.Exec(ctx)
 }
 
 // reapLoop reaps expired leases and reconciles runs marked running without a
