@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,36 +144,63 @@ func ExampleEngine() {
 }
 
 // Relieve reaches a running run: its largest in-memory output moves to the
-// store while the run goes on.
+// store while the run goes on, and the consumer reads it back from there.
 func TestRelieveSpillsRunningRun(t *testing.T) {
 	store, err := spill.NewDir(t.TempDir(), spill.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, _ := dagrun.New(dagrun.Config{Store: store})
+	spilled := make(chan struct{})
+	reg := nodes.NewRegistry(nodes.Options{})
+	// waitspill reads its input only once the test saw the spill, so that
+	// no reader holds the in-memory copy while the spill runs.
+	reg.MustRegister(dag.Type{Name: "waitspill", Output: dag.KindJSON, MinInputs: 1, MaxInputs: 1,
+		New: func(*dag.NodeSpec) (dag.Node, error) {
+			return dag.NodeFunc(func(ctx context.Context, in *dag.Inputs, out *dag.Output) error {
+				select {
+				case <-spilled:
+				case <-time.After(30 * time.Second):
+					return fmt.Errorf("no spill within 30s")
+				}
+				rc, err := in.At(0).Open(ctx)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				n, err := io.Copy(io.Discard, rc)
+				if err != nil {
+					return err
+				}
+				return out.WriteJSON(n)
+			}), nil
+		}})
+	eng, _ := dagrun.New(dagrun.Config{Store: store, Registry: reg})
 	plan, err := eng.Parse([]byte(`{"name":"p","nodes":[
 		{"id":"big","type":"llm.mock","params":{"reply_bytes":"8MiB"}},
-		{"id":"wait","type":"llm.mock","params":{"reply_bytes":10,"latency":"3s"}},
-		{"id":"use","type":"llm.mock","inputs":["big","wait"],"params":{"reply_bytes":10}}]}`), "p")
+		{"id":"use","type":"waitspill","inputs":["big"]}]}`), "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Once big is done (and while use still waits for the slow node), the
-	// worker's memory monitor calls Relieve on every sample over the gate.
+	// Once big is done, the worker's memory monitor calls Relieve on every
+	// sample over the gate.
 	stop := make(chan struct{})
 	defer close(stop)
+	var once sync.Once
 	onEvent := func(e dag.Event) {
-		if e.Type == dag.EventNodeFinished && e.Node == "big" {
+		switch {
+		case e.Type == dag.EventNodeFinished && e.Node == "big":
 			go func() {
 				for {
 					eng.Relieve(0)
 					select {
 					case <-stop:
 						return
-					case <-time.After(50 * time.Millisecond):
+					case <-time.After(20 * time.Millisecond):
 					}
 				}
 			}()
+		case e.Type == dag.EventSpilled && e.Node == "big":
+			once.Do(func() { close(spilled) })
 		}
 	}
 	res, err := eng.Run(context.Background(), plan, dagrun.RunOptions{OnEvent: onEvent})
@@ -182,5 +210,10 @@ func TestRelieveSpillsRunningRun(t *testing.T) {
 	defer res.Close()
 	if got := res.Report.Node("big").SpilledBytes; got != 8<<20 {
 		t.Fatalf("big spilled %d bytes under pressure, want 8 MiB", got)
+	}
+	var n int64
+	o, _ := res.Output("use")
+	if err := o.Decode(context.Background(), &n); err != nil || n != 8<<20 {
+		t.Fatalf("consumer read %d bytes back (%v)", n, err)
 	}
 }
