@@ -67,7 +67,8 @@ type result struct {
 	Units    string  `json:"units"`
 	Cells    int64   `json:"cells"` // cells or text bytes touched
 	Seconds  float64 `json:"seconds"`
-	PeakHeap uint64  `json:"peak_heap"`
+	PeakHeap uint64  `json:"peak_heap"` // max sampled heap objects, garbage included
+	PeakLive uint64  `json:"peak_live"` // max live heap after a GC
 }
 
 func main() {
@@ -112,8 +113,8 @@ func runParent(ctx context.Context, runs int, filter string) error {
 		return err
 	}
 	fmt.Printf("go %s, GOMAXPROCS %d, %d runs per case, medians; RSS = peak RSS of the child process (wait4 rusage)\n\n", runtime.Version(), runtime.GOMAXPROCS(0), runs)
-	fmt.Println("| method | file | size MB | items | peak RSS MB | peak heap MB | seconds | items/s | all runs RSS MB | all runs s |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| method | file | size MB | items | peak RSS MB | peak heap MB | peak live heap MB | seconds | items/s | all runs RSS MB | all runs heap MB | all runs s |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, c := range cases {
 		if !re.MatchString(c.method + " " + c.file) {
 			continue
@@ -126,7 +127,7 @@ func runParent(ctx context.Context, runs int, filter string) error {
 		if err != nil {
 			return err
 		}
-		var rss, secs, heaps []float64
+		var rss, secs, heaps, lives []float64
 		var last result
 		for i := 0; i < runs; i++ {
 			cmd := exec.CommandContext(ctx, self, "-child", c.method, "-file", path)
@@ -142,9 +143,10 @@ func runParent(ctx context.Context, runs int, filter string) error {
 			rss = append(rss, float64(ru.Maxrss)/1024) // KiB -> MiB
 			secs = append(secs, last.Seconds)
 			heaps = append(heaps, float64(last.PeakHeap)/(1<<20))
+			lives = append(lives, float64(last.PeakLive)/(1<<20))
 		}
 		ms, mr := median(secs), median(rss)
-		fmt.Printf("| %s | %s | %.1f | %d %s | %.1f | %.1f | %.2f | %.0f | %s | %s |\n", c.method, c.file, float64(st.Size())/1e6, last.Items, last.Units, mr, median(heaps), ms, float64(last.Items)/ms, join(rss, "%.1f"), join(secs, "%.2f"))
+		fmt.Printf("| %s | %s | %.1f | %d %s | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s |\n", c.method, c.file, float64(st.Size())/1e6, last.Items, last.Units, mr, median(heaps), median(lives), ms, float64(last.Items)/ms, join(rss, "%.1f"), join(heaps, "%.1f"), join(secs, "%.2f"))
 	}
 	return nil
 }
@@ -168,18 +170,21 @@ func join(v []float64, f string) string {
 
 // runChild runs one method on one file, sampling the heap.
 func runChild(ctx context.Context, method, path string) (result, error) {
-	var peak atomic.Uint64
+	var peak, live atomic.Uint64
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
 			metrics.Read(s)
 			if v := s[0].Value.Uint64(); v > peak.Load() {
 				peak.Store(v)
+			}
+			if v := s[1].Value.Uint64(); v > live.Load() {
+				live.Store(v)
 			}
 			select {
 			case <-stop:
@@ -198,6 +203,7 @@ func runChild(ctx context.Context, method, path string) (result, error) {
 	close(stop)
 	<-done
 	res.PeakHeap = peak.Load()
+	res.PeakLive = live.Load()
 	return res, err
 }
 
