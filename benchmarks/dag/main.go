@@ -54,7 +54,7 @@ func main() {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s, Go %s, %d runs per case (median, [min-max]); every run in its own process; peak RSS from wait4 rusage.\n\n",
-		time.Now().UTC().Format("2006-01-02"), hostCPU(), goVersion(), runs)
+		time.Now().UTC().Format("2006-01-02"), hostCPU(), goVersion(), *runs)
 
 	if !*skipChain {
 		chainCases(&b, bin, dir, *runs)
