@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dagrun/dagrun/dag"
 	"github.com/dagrun/dagrun/nodes"
@@ -51,9 +52,14 @@ type Engine struct {
 	cfg Config
 	reg *dag.Registry
 
+	live   atomic.Int64 // live output bytes of all running runs
 	mu     sync.Mutex
 	active map[chan int64]struct{} // pressure channels of running runs
 }
+
+// LiveOutputBytes returns the output bytes held in memory by every run of
+// the engine right now (exact, not sampled).
+func (e *Engine) LiveOutputBytes() int64 { return e.live.Load() }
 
 // New returns an Engine.
 func New(cfg Config) (*Engine, error) {
@@ -142,6 +148,7 @@ type RunOptions struct {
 // when it is not nil).
 func (e *Engine) Run(ctx context.Context, p *dag.Plan, o RunOptions) (*dag.Result, error) {
 	cfg := e.cfg.Exec
+	cfg.LiveBytes = &e.live
 	if o.RunID != "" {
 		cfg.RunID = o.RunID
 	}

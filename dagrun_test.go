@@ -216,4 +216,11 @@ func TestRelieveSpillsRunningRun(t *testing.T) {
 	if err := o.Decode(context.Background(), &n); err != nil || n != 8<<20 {
 		t.Fatalf("consumer read %d bytes back (%v)", n, err)
 	}
+	if live := eng.LiveOutputBytes(); live <= 0 {
+		t.Fatalf("live output bytes %d while a result is held", live)
+	}
+	res.Close()
+	if live := eng.LiveOutputBytes(); live != 0 {
+		t.Fatalf("live output bytes %d after the run was closed", live)
+	}
 }

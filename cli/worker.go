@@ -121,6 +121,7 @@ func cmdWorker(ctx context.Context, env *Env, args []string) error {
 		MaxAttempts: *maxAttempts, MaxCrashes: *maxCrashes, JobTimeout: *jobTimeout, DrainGrace: *drain,
 		Budget: budget.Config{Budget: bud}, Gate: budget.GateConfig{PauseAt: *pauseAt, ResumeAt: *resumeAt},
 		CountOnly: *countOnly, MetricsAddr: *metrics, Logger: log,
+		LiveOutputBytes: eng.LiveOutputBytes, OnPressure: eng.Relieve,
 	})
 	if err != nil {
 		return invalid("%v", err)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,6 +59,9 @@ type Config struct {
 	// PoolBytes is how much memory of freed outputs is kept for reuse
 	// (default 64 MiB).
 	PoolBytes int64
+	// LiveBytes, when set, also receives every change of the run's live
+	// output bytes, so that one gauge can add up concurrent runs.
+	LiveBytes *atomic.Int64
 	// Logger receives run and node logs (default: discard).
 	Logger *slog.Logger
 }
@@ -229,7 +233,7 @@ type group struct {
 // after every goroutine it started has ended.
 func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 	cfg := e.cfg
-	r := &run{cfg: &cfg, plan: p, id: cfg.RunID, spiller: cfg.Spiller, acct: &accountant{},
+	r := &run{cfg: &cfg, plan: p, id: cfg.RunID, spiller: cfg.Spiller, acct: &accountant{shared: cfg.LiveBytes},
 		pool: &chunkPool{limit: int(cfg.PoolBytes / maxChunk)}}
 	if r.id == "" {
 		r.id = newRunID()

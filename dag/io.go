@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -507,14 +508,18 @@ func (r *pipeReader) Close() error {
 
 // accountant tracks live output bytes and their peak.
 type accountant struct {
-	mu   sync.Mutex
-	live int64
-	peak int64
-	at   time.Time
-	hook func(live int64)
+	mu     sync.Mutex
+	live   int64
+	peak   int64
+	at     time.Time
+	hook   func(live int64)
+	shared *atomic.Int64
 }
 
 func (a *accountant) add(n int64) {
+	if a.shared != nil {
+		a.shared.Add(n)
+	}
 	a.mu.Lock()
 	a.live += n
 	if a.live > a.peak {

@@ -155,6 +155,11 @@ type Config struct {
 	// dagrun_executor_output_bytes_live (the executor's outputs held in
 	// memory).
 	LiveOutputBytes func() int64
+	// OnPressure, when set, is called on every memory sample taken while the
+	// gate is paused, with how far the working set is above the resume
+	// threshold; the engine answers by spilling its largest live outputs
+	// (dagrun.Engine.Relieve). It must not block.
+	OnPressure func(overBytes int64)
 	// MaxWorkflowLabels bounds the distinct workflow label values of the
 	// per-workflow metrics (default 100); later workflows are exported as
 	// "other".

@@ -96,6 +96,12 @@ func (w *Worker) observe(s budget.Sample) {
 		if w.met != nil {
 			setGauge(w.met.paused, b2f(paused))
 		}
+		if paused && w.cfg.OnPressure != nil && s.Limit > 0 {
+			resume := uint64(float64(s.Limit) * w.gateResumeAt())
+			if s.WorkingSet > resume {
+				w.cfg.OnPressure(int64(s.WorkingSet - resume))
+			}
+		}
 	}
 	raise(&w.peakWS, s.WorkingSet)
 	if w.met != nil {
@@ -593,4 +599,12 @@ func (q *Queue) reap(ctx context.Context, maxCrashes int, orphans []string) (exp
 		return 0, 0, 0, err
 	}
 	return int(v[0]), int(v[1]), int(v[2]), nil
+}
+
+// gateResumeAt is the configured resume fraction (default 0.70).
+func (w *Worker) gateResumeAt() float64 {
+	if w.cfg.Gate.ResumeAt > 0 {
+		return w.cfg.Gate.ResumeAt
+	}
+	return budget.DefaultResumeAt
 }
