@@ -138,7 +138,11 @@ func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
 func (s *Server) Pause() { s.mu.Lock(); defer s.mu.Unlock(); _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Resume thaws a paused server.
-func (s *Server) Resume() { s.mu.Lock(); defer s.mu.Unlock(); _ = s.cmd.Process.Signal(syscall.SIGCONT) }
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
+}
 
 func (s *Server) signal(sig syscall.Signal) {
 	s.mu.Lock()
