@@ -262,71 +262,7 @@ func (e *Executor) Run(ctx context.Context, p *Plan) (*Result, error) {
 	groups := r.buildGroups(resumed)
 	r.log.Info("run started", "nodes", len(p.nodes), "groups", len(groups), "resumed", len(resumed))
 
-	done := make(chan *group, len(groups))
-	var ready []*group
-	for _, g := range groups {
-		if g.pending == 0 {
-			ready = append(ready, g)
-		}
-	}
-	running, finished := 0, 0
-	var launch func(g *group)
-	var complete func(g *group)
-	complete = func(g *group) {
-		g.done = true
-		finished++
-		for _, w := range g.waiters {
-			w.pending--
-			switch st := r.states[g.sink.idx].status; st {
-			case StatusSucceeded, StatusResumed:
-			case StatusSuspended, StatusPending:
-				w.suspended = true
-			default:
-				w.failed = append(w.failed, g.sink.spec.ID)
-			}
-			if w.pending == 0 {
-				ready = append(ready, w)
-			}
-		}
-	}
-	launch = func(g *group) {
-		if len(g.failed) > 0 || g.suspended || r.ctx.Err() != nil {
-			r.skip(g)
-			complete(g)
-			return
-		}
-		running++
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.runGroup(g)
-			done <- g
-		}()
-	}
-	for finished < len(groups) {
-		for len(ready) > 0 && (running < cfg.Parallelism || len(ready[0].failed) > 0 || ready[0].suspended || r.ctx.Err() != nil) {
-			g := ready[0]
-			ready = ready[1:]
-			launch(g)
-		}
-		if finished == len(groups) {
-			break
-		}
-		select {
-		case g := <-done:
-			running--
-			complete(g)
-			if cfg.FailFast && r.groupFailed(g) {
-				r.cancel(fmt.Errorf("fail-fast: %w", r.states[g.members[0].idx].errOr()))
-			}
-		case n := <-cfg.Pressure:
-			if freed, err := r.relieve(n); err != nil {
-				r.log.Warn("spill under pressure", "err", err)
-			} else {
-				r.log.Info("spilled under pressure", "freed_bytes", freed)
-			}
-		}
-	}
+	r.schedule(groups)
 	r.wg.Wait()
 
 	res := &Result{r: r}
@@ -406,6 +342,103 @@ func (r *run) runError() *RunError {
 		return nil
 	}
 	return re
+}
+
+// schedule runs every group. Parallelism worker goroutines take ready
+// groups from a shared queue and, when one finishes, mark its dependents
+// ready themselves, so that no node pays for a goroutine start or a
+// hand-off to a scheduler. Groups whose upstream failed or suspended, or
+// that are ready after the run was cancelled, are settled without running.
+// Memory-pressure requests are served on the calling goroutine meanwhile.
+func (r *run) schedule(groups []*group) {
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		ready    []*group
+		finished int
+	)
+	for _, g := range groups {
+		if g.pending == 0 {
+			ready = append(ready, g)
+		}
+	}
+	complete := func(g *group) { // with mu held
+		g.done = true
+		finished++
+		for _, w := range g.waiters {
+			w.pending--
+			switch st := r.states[g.sink.idx].status; st {
+			case StatusSucceeded, StatusResumed:
+			case StatusSuspended, StatusPending:
+				w.suspended = true
+			default:
+				w.failed = append(w.failed, g.sink.spec.ID)
+			}
+			if w.pending == 0 {
+				ready = append(ready, w)
+				cond.Signal()
+			}
+		}
+		if finished == len(groups) {
+			cond.Broadcast()
+		}
+	}
+	worker := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			for len(ready) == 0 && finished < len(groups) {
+				cond.Wait()
+			}
+			if finished == len(groups) {
+				return
+			}
+			g := ready[0]
+			ready = ready[1:]
+			if len(g.failed) > 0 || g.suspended || r.ctx.Err() != nil {
+				r.skip(g)
+				complete(g)
+				continue
+			}
+			mu.Unlock()
+			r.runGroup(g)
+			mu.Lock()
+			complete(g)
+			if r.cfg.FailFast && r.groupFailed(g) {
+				r.cancel(fmt.Errorf("fail-fast: %w", r.states[g.members[0].idx].errOr()))
+			}
+		}
+	}
+	workers := min(r.cfg.Parallelism, len(groups))
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker()
+		}()
+	}
+	if r.cfg.Pressure == nil {
+		wg.Wait()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		case n := <-r.cfg.Pressure:
+			if freed, err := r.relieve(n); err != nil {
+				r.log.Warn("spill under pressure", "err", err)
+			} else {
+				r.log.Info("spilled under pressure", "freed_bytes", freed)
+			}
+		}
+	}
 }
 
 // buildGroups joins producers and consumers by piped edges. An edge is piped
