@@ -847,17 +847,24 @@ func (r *run) relieve(n int64) (int64, error) {
 	if r.spiller == nil {
 		return 0, errors.New("no spiller configured")
 	}
+	type cand struct {
+		v    *value
+		held int64
+	}
 	r.mu.Lock()
-	var vs []*value
+	var cs []cand
 	for _, v := range r.values {
 		if v != nil {
-			vs = append(vs, v)
+			v.mu.Lock()
+			cs = append(cs, cand{v, v.held})
+			v.mu.Unlock()
 		}
 	}
 	r.mu.Unlock()
-	sort.Slice(vs, func(i, j int) bool { return vs[i].held > vs[j].held })
+	sort.Slice(cs, func(i, j int) bool { return cs[i].held > cs[j].held })
 	var freed int64
-	for _, v := range vs {
+	for _, c := range cs {
+		v := c.v
 		got, err := v.spillNow(r.ctx)
 		if err != nil {
 			return freed, err
