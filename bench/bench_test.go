@@ -153,3 +153,17 @@ func TestBadArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestNiceTicks checks the axis labels: round steps, no float noise.
+func TestNiceTicks(t *testing.T) {
+	t.Parallel()
+	var labels []string
+	for _, tk := range (niceTicks{steps: []float64{0.05, 0.1, 1}}).Ticks(0, 0.3) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	if got := strings.Join(labels, " "); got != "0 0.05 0.1 0.15 0.2 0.25 0.3" {
+		t.Errorf("labels = %q", got)
+	}
+}

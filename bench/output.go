@@ -303,8 +303,9 @@ func (n niceTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	var out []plot.Tick
-	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
-		out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64) + n.unit})
+	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+		v := k * step
+		out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 6, 64) + n.unit})
 		if mid := v + step/2; mid < hi {
 			out = append(out, plot.Tick{Value: mid})
 		}
