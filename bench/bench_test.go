@@ -167,3 +167,22 @@ func TestNiceTicks(t *testing.T) {
 		t.Errorf("labels = %q", got)
 	}
 }
+
+// TestBar checks the terminal progress bar.
+func TestBar(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		done, total int
+		want        string
+	}{
+		{0, 4, "[..........] 0/4"},
+		{1, 4, "[##........] 1/4"},
+		{4, 4, "[##########] 4/4"},
+		{5, 4, "[##########] 5/4"},
+		{0, 0, "[..........] 0/0"},
+	} {
+		if got := bar(tc.done, tc.total, 10); got != tc.want {
+			t.Errorf("bar(%d, %d) = %q, want %q", tc.done, tc.total, got, tc.want)
+		}
+	}
+}

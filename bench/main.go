@@ -11,9 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 )
 
 // Main is `dagrun bench [flags] [WORKFLOW...]`: it parses args (without
@@ -70,32 +67,25 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIs
 	if verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	var bar *mpb.Bar
-	var prog *mpb.Progress
-	var step string
+	var lineOpen bool
 	cfg.Progress = func(p Progress) {
 		if p.Err != nil {
+			if lineOpen {
+				fmt.Fprint(stderr, "\n")
+				lineOpen = false
+			}
 			fmt.Fprintf(stderr, "bench: %s: %v\n", p.Step, p.Err)
 		}
 		if !stderrIsTerminal {
 			fmt.Fprintf(stderr, "[%d/%d] %s\n", p.Done, p.Total, p.Step)
 			return
 		}
-		if bar == nil {
-			prog = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
-			bar = prog.AddBar(int64(p.Total),
-				mpb.PrependDecorators(decor.Name("dagrun bench "), decor.CountersNoUnit("%d/%d")),
-				mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO), decor.Any(func(decor.Statistics) string { return " " + step })))
-		}
-		step = p.Step
-		bar.SetCurrent(int64(p.Done))
+		fmt.Fprintf(stderr, "\r\033[K%s %s", bar(p.Done, p.Total, 30), p.Step)
+		lineOpen = true
 	}
 	res, err := Run(ctx, cfg)
-	if prog != nil {
-		if bar != nil && !bar.Completed() {
-			bar.Abort(false)
-		}
-		prog.Wait()
+	if lineOpen {
+		fmt.Fprint(stderr, "\n")
 	}
 	if res == nil {
 		return err
@@ -118,6 +108,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, stderrIs
 		err = errors.New("bench: some runs failed (see summary.md)")
 	}
 	return err
+}
+
+// bar draws a progress bar of width cells: "[#####.....] 12/40".
+func bar(done, total, width int) string {
+	n := 0
+	if total > 0 {
+		n = min(width, done*width/total)
+	}
+	return fmt.Sprintf("[%s%s] %d/%d", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)
 }
 
 func modeNames() []string {
