@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dagrun/dagrun/budget"
+	"github.com/dagrun/dagrun/internal/budgettest"
 	"github.com/dagrun/dagrun/internal/redistest"
 	"github.com/dagrun/dagrun/ops"
 	"github.com/dagrun/dagrun/worker"
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func runWorker(t *testing.T, srv *redistest.Server, queue string, exec worker.Executor, cond func() bool) {
 	t.Helper()
 	w, err := worker.New(worker.Config{Redis: srv.Client(), Queue: queue, Executor: exec, GoMemLimit: -1,
-		Budget: budget.Config{Budget: 1 << 30}, PollInterval: 10 * time.Millisecond, LeaseTTL: time.Second})
+		Budget: quiet(t), PollInterval: 10 * time.Millisecond, LeaseTTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +256,11 @@ func TestRunsDLQQueueCommands(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Dead != 1 || len(st.Workers) != 0 {
 		t.Fatalf("queue stats --json: %v %+v\n%s", err, st, out)
 	}
+}
+
+// quiet is a 1 GiB memory budget read from a cgroup of the test's own (see
+// budgettest), so admission does not depend on the machine's load.
+func quiet(t *testing.T) budget.Config {
+	cfg, _ := budgettest.Quiet(t, 1<<30)
+	return cfg
 }

@@ -16,6 +16,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dagrun/dagrun/budget"
+	"github.com/dagrun/dagrun/internal/budgettest"
 	"github.com/dagrun/dagrun/internal/redistest"
 	"github.com/dagrun/dagrun/worker"
 )
@@ -310,4 +312,11 @@ func oomKills(t *testing.T, dir string) int {
 		}
 	}
 	return 0
+}
+
+// quietBudget is a memory budget read from a cgroup of the test's own (see
+// budgettest), so admission does not depend on the machine's load.
+func quietBudget(t testing.TB, limit uint64) budget.Config {
+	cfg, _ := budgettest.Quiet(t, limit)
+	return cfg
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/dagrun/dagrun/budget"
 	"github.com/dagrun/dagrun/internal/redistest"
 	"github.com/dagrun/dagrun/nodes"
 	"github.com/dagrun/dagrun/worker"
@@ -38,7 +37,7 @@ func inproc(t *testing.T, cfg worker.Config) (*worker.Worker, func()) {
 	cfg.SampleInterval = 20 * time.Millisecond
 	cfg.GoMemLimit = -1
 	if cfg.Budget.Budget == 0 {
-		cfg.Budget = budget.Config{Budget: 4 << 30}
+		cfg.Budget = quietBudget(t, 4<<30)
 	}
 	w, err := worker.New(cfg)
 	if err != nil {

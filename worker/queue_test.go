@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dagrun/dagrun/budget"
 	"github.com/dagrun/dagrun/internal/redistest"
 	"github.com/dagrun/dagrun/worker"
 )
@@ -22,7 +21,7 @@ func TestExceedsBudgetDeadLetteredAndDLQOps(t *testing.T) {
 	cfg := worker.Config{
 		Redis: srv.Client(), Queue: "inproc", LeaseTTL: time.Second, ReapInterval: 200 * time.Millisecond,
 		PollInterval: 20 * time.Millisecond, GoMemLimit: -1,
-		Budget: budget.Config{Budget: 1 << 30},
+		Budget: quietBudget(t, 1<<30),
 		Executor: worker.ExecutorFunc(func(ctx context.Context, j *worker.Job) (worker.Result, error) {
 			ran <- j.RunID
 			if string(j.Payload) == "fail" {
