@@ -126,6 +126,28 @@ func testRegistry(t testing.TB) *Registry {
 			}
 		}), nil
 	}})
+	reg.MustRegister(Type{Name: "bcount", Output: KindJSON, StreamsInput: true, MinInputs: 1, MaxInputs: 1, New: func(spec *NodeSpec) (Node, error) {
+		var p genParams
+		if err := DecodeParams(spec.Params, &p); err != nil {
+			return nil, err
+		}
+		return NodeFunc(func(ctx context.Context, in *Inputs, out *Output) error {
+			rc, err := in.At(0).Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			r := io.Reader(rc)
+			if p.Size > 0 { // read only this much, then stop the producer
+				r = io.LimitReader(rc, int64(p.Size))
+			}
+			n, err := io.Copy(io.Discard, r)
+			if err != nil {
+				return err
+			}
+			return out.WriteJSON(map[string]int64{"bytes": n})
+		}), nil
+	}})
 	reg.MustRegister(Type{Name: "count", Output: KindJSON, StreamsInput: true, MinInputs: 1, MaxInputs: 1, New: func(spec *NodeSpec) (Node, error) {
 		return NodeFunc(func(ctx context.Context, in *Inputs, out *Output) error {
 			rr, err := in.At(0).Rows(ctx)
@@ -449,7 +471,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		`/nodes/0: cycle: a -> b -> c -> a`,
 		`/nodes/3/id: duplicate id "a" (first used at /nodes/0)`,
 		`/nodes/4/inputs/0: input "nope" names no node`,
-		`/nodes/4/type: unknown node type "gne" (did you mean "gen"?) (known: count, filter, gen, rows)`,
+		`/nodes/4/type: unknown node type "gne" (did you mean "gen"?) (known: bcount, count, filter, gen, rows)`,
 		`/nodes/5/params`,
 	} {
 		if !strings.Contains(msg, want) {
@@ -637,5 +659,39 @@ func TestSuspendAndResume(t *testing.T) {
 	}
 	if n := sp.count(); n != 0 {
 		t.Fatalf("%d blobs left after the resumed run finished", n)
+	}
+}
+
+// A bytes output with a single streaming consumer (a prompt into a model
+// call) flows through a pipe: never held, and a consumer that stops early
+// stops its producer without failing it.
+func TestPipedBytes(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry(t)
+	p := plan(t, reg, `{"name":"b","nodes":[
+		{"id":"big","type":"gen","params":{"size":"16MiB"}},
+		{"id":"all","type":"bcount","inputs":["big"]},
+		{"id":"big2","type":"gen","params":{"size":"16MiB"}},
+		{"id":"some","type":"bcount","inputs":["big2"],"params":{"size":1000}}]}`)
+	res, err := runPlan(t, Config{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	for id, want := range map[string]int64{"all": 16 << 20, "some": 1000} {
+		var got map[string]int64
+		o, _ := res.Output(id)
+		if err := o.Decode(context.Background(), &got); err != nil || got["bytes"] != want {
+			t.Fatalf("%s read %v (%v), want %d", id, got, err, want)
+		}
+	}
+	if n := res.Report.Node("big"); !n.Piped || n.OutputBytes != 16<<20 || n.Status != StatusSucceeded {
+		t.Fatalf("big: %+v", n)
+	}
+	if n := res.Report.Node("big2"); n.Status != StatusSucceeded {
+		t.Fatalf("a producer whose consumer stopped early must succeed: %+v", n)
+	}
+	if peak := res.Report.PeakLiveOutputBytes; peak > 1<<20 {
+		t.Fatalf("peak live %d bytes while piping 32 MiB", peak)
 	}
 }

@@ -192,8 +192,9 @@ type nodeState struct {
 	started   time.Time
 	ended     time.Time
 	heapDelta int64
-	piped     bool
-	metrics   map[string]int64
+	piped      bool
+	pipedBytes int64
+	metrics    map[string]int64
 	mode      string
 }
 
@@ -442,7 +443,7 @@ func (r *run) schedule(groups []*group) {
 }
 
 // buildGroups joins producers and consumers by piped edges. An edge is piped
-// when the producer declares a table output, has exactly one consumer, that
+// when the producer declares a table or bytes output, has exactly one consumer, that
 // consumer streams its input, the output is not a result, and neither
 // NoEvict nor NoPipe nor Durable is set.
 func (r *run) buildGroups(resumed map[*planNode]bool) []*group {
@@ -462,7 +463,7 @@ func (r *run) buildGroups(resumed map[*planNode]bool) []*group {
 	piped := map[*planNode]bool{}
 	if !r.cfg.NoEvict && !r.cfg.NoPipe && !r.cfg.Durable {
 		for _, n := range p.nodes {
-			if n.typ.Output == KindTable && len(n.consumers) == 1 && !n.result && n.consumers[0].typ.StreamsInput {
+			if (n.typ.Output == KindTable || n.typ.Output == KindBytes) && len(n.consumers) == 1 && !n.result && n.consumers[0].typ.StreamsInput {
 				piped[n] = true
 				parent[find(n.idx)] = find(n.consumers[0].idx)
 			}
@@ -643,7 +644,7 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 			if pipes == nil {
 				pipes, outOf = map[*planNode]*pipe{}, map[*planNode]*Output{}
 			}
-			pp := newPipe(r.acct)
+			pp := newPipe(r.acct, m.typ.Output)
 			pipes[m] = pp
 			outs[i].pipe = pp
 			outOf[m] = outs[i]
@@ -667,6 +668,11 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 			}
 		}
 		err := r.runNode(gctx, m, in, out, attempt)
+		for _, src := range m.inputs {
+			if pp := pipes[src]; pp != nil {
+				pp.stop() // the consumer is done: a producer still writing stops
+			}
+		}
 		if err != nil {
 			if out.pipe != nil {
 				out.pipe.fail(err)
@@ -702,6 +708,9 @@ func (r *run) attemptGroup(g *group, attempt int) (*planNode, error) {
 			st.status = StatusSucceeded
 			r.mu.Unlock()
 			if g.piped[m] {
+				r.mu.Lock()
+				st.pipedBytes = outs[i].v.size
+				r.mu.Unlock()
 				continue
 			}
 			v := outs[i].v

@@ -58,8 +58,8 @@ func (i *Input) NodeID() string { return i.v.node }
 // Kind returns the kind of the input.
 func (i *Input) Kind() Kind { return i.v.kind }
 
-// Piped reports whether the input is a table streamed from a running
-// producer (readable once, never materialised).
+// Piped reports whether the input streams from a running producer
+// (readable once, never materialised): a table, or bytes such as a prompt.
 func (i *Input) Piped() bool { return i.pipe != nil }
 
 // Size returns the input's size in bytes (its encoded size for tables), or
@@ -105,6 +105,9 @@ func (i *Input) Rows(ctx context.Context) (RowReader, error) {
 // Open returns the input's bytes. A table is rendered as JSON lines, one
 // object per row keyed by column name.
 func (i *Input) Open(ctx context.Context) (io.ReadCloser, error) {
+	if i.pipe != nil && i.pipe.bytes {
+		return i.pipe.open()
+	}
 	if i.pipe != nil || i.v.kind == KindTable {
 		rr, err := i.Rows(ctx)
 		if err != nil {
@@ -180,8 +183,8 @@ func (o *Output) setKind(k Kind) error {
 	if o.typeK != KindAny && o.typeK != k {
 		return fmt.Errorf("node type of %q declares %s output, cannot write %s", o.v.node, o.typeK, k)
 	}
-	if o.pipe != nil && k != KindTable {
-		return fmt.Errorf("output of %q is piped as a table, cannot write %s", o.v.node, k)
+	if o.pipe != nil && k != o.pipe.kind() {
+		return fmt.Errorf("output of %q is piped as %s, cannot write %s", o.v.node, o.pipe.kind(), k)
 	}
 	o.kind = k
 	return nil
@@ -193,10 +196,25 @@ func (o *Output) Writer() (io.Writer, error) {
 	if err := o.setKind(KindBytes); err != nil {
 		return nil, err
 	}
+	if o.pipe != nil {
+		return pipeWriter{o}, nil
+	}
 	if o.w == nil {
 		o.w = o.v.writer()
 	}
 	return o.w, nil
+}
+
+// pipeWriter writes a bytes output straight to its single streaming
+// consumer, counting the bytes for the report.
+type pipeWriter struct{ o *Output }
+
+func (w pipeWriter) Write(p []byte) (int, error) {
+	n, err := w.o.pipe.bw.Write(p)
+	w.o.v.mu.Lock()
+	w.o.v.size += int64(n)
+	w.o.v.mu.Unlock()
+	return n, err
 }
 
 // Write writes p to a bytes output (Output implements io.Writer).
@@ -249,7 +267,7 @@ func (o *Output) finish(ctx context.Context) error {
 		}
 	}
 	if o.pipe != nil {
-		if o.tw == nil {
+		if o.tw == nil && !o.pipe.bytes {
 			o.pipe.fail(fmt.Errorf("node %q finished without writing a table", o.v.node))
 			return fmt.Errorf("node of type declaring a table output wrote no table")
 		}
@@ -340,6 +358,11 @@ func (t *tableWriter) flush(ctx context.Context) error {
 // consumer through a bounded channel: the producer blocks when the consumer
 // falls behind (back-pressure), and the table is never materialised.
 type pipe struct {
+	// bytes pipes carry a bytes output through a synchronous io.Pipe: the
+	// producer's Write returns when the consumer has read the bytes.
+	bytes    bool
+	br       *io.PipeReader
+	bw       *io.PipeWriter
 	acct     *accountant
 	ch       chan rowBatch
 	colsSet  chan struct{}
@@ -360,9 +383,37 @@ type rowBatch struct {
 
 const pipeDepth = 4
 
-func newPipe(acct *accountant) *pipe {
-	return &pipe{acct: acct, ch: make(chan rowBatch, pipeDepth), colsSet: make(chan struct{}), stopped: make(chan struct{})}
+func newPipe(acct *accountant, kind Kind) *pipe {
+	p := &pipe{acct: acct, ch: make(chan rowBatch, pipeDepth), colsSet: make(chan struct{}), stopped: make(chan struct{})}
+	if kind == KindBytes {
+		p.bytes = true
+		p.br, p.bw = io.Pipe()
+	}
+	return p
 }
+
+func (p *pipe) kind() Kind {
+	if p.bytes {
+		return KindBytes
+	}
+	return KindTable
+}
+
+// open returns the consumer's end of a bytes pipe (once).
+func (p *pipe) open() (io.ReadCloser, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.taken {
+		return nil, errors.New("piped input can be read only once")
+	}
+	p.taken = true
+	return pipeReadCloser{p}, nil
+}
+
+type pipeReadCloser struct{ p *pipe }
+
+func (r pipeReadCloser) Read(b []byte) (int, error) { return r.p.br.Read(b) }
+func (r pipeReadCloser) Close() error               { r.p.stop(); return nil }
 
 func (p *pipe) setColumns(cols []string) {
 	p.mu.Lock()
@@ -374,6 +425,9 @@ func (p *pipe) setColumns(cols []string) {
 }
 
 func (p *pipe) columns(ctx context.Context) ([]string, error) {
+	if p.bytes {
+		return nil, fmt.Errorf("piped input is bytes, not a table: %w", ErrWrongKind)
+	}
 	select {
 	case <-p.colsSet:
 		return p.cols, nil
@@ -405,6 +459,12 @@ func (p *pipe) close(err error) {
 	}
 	p.closed = true
 	p.err = err
+	if p.bytes {
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrUpstreamFailed, err)
+		}
+		p.bw.CloseWithError(err)
+	}
 	if p.cols == nil {
 		p.cols = []string{}
 		close(p.colsSet)
@@ -418,7 +478,12 @@ func (p *pipe) fail(err error) { p.close(err) }
 // producer's next send returns ErrStopped; batches already queued are
 // dropped by drain once the producer is done.
 func (p *pipe) stop() {
-	p.stopOnce.Do(func() { close(p.stopped) })
+	p.stopOnce.Do(func() {
+		close(p.stopped)
+		if p.bytes {
+			p.br.CloseWithError(ErrStopped)
+		}
+	})
 	p.drain(false)
 }
 
@@ -447,6 +512,9 @@ func (p *pipe) drain(wait bool) {
 }
 
 func (p *pipe) reader(ctx context.Context) (RowReader, error) {
+	if p.bytes {
+		return nil, fmt.Errorf("piped input is bytes, not a table: %w", ErrWrongKind)
+	}
 	p.mu.Lock()
 	if p.taken {
 		p.mu.Unlock()

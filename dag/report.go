@@ -119,7 +119,7 @@ func (rep *Report) fill(r *run, s *sampler) {
 			rep.SpilledBytes += nr.SpilledBytes
 			rep.SpilledCompressedBytes += nr.SpilledCompressedBytes
 		} else if st.piped {
-			nr.OutputKind = KindTable
+			nr.OutputKind, nr.OutputBytes = n.typ.Output, st.pipedBytes
 		}
 		rep.Nodes = append(rep.Nodes, nr)
 	}
