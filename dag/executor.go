@@ -185,17 +185,17 @@ type run struct {
 }
 
 type nodeState struct {
-	status    Status
-	attempts  int
-	err       *NodeError
-	upstream  []string
-	started   time.Time
-	ended     time.Time
-	heapDelta int64
+	status     Status
+	attempts   int
+	err        *NodeError
+	upstream   []string
+	started    time.Time
+	ended      time.Time
+	heapDelta  int64
 	piped      bool
 	pipedBytes int64
 	metrics    map[string]int64
-	mode      string
+	mode       string
 }
 
 func (r *run) emit(e Event) {
