@@ -2,8 +2,10 @@
 // its own process with peak RSS from the OS (wait4 rusage), and writes a
 // Markdown table:
 //
-//   - a 10-node chain where every node emits 64 MiB, with eviction, with
-//     --no-evict, and with eviction plus spilling to the directory store;
+//   - a 10-node chain where every node emits 64 MiB, with eviction (each
+//     reply materialised), with --no-evict, with eviction plus spilling to
+//     the directory store, and with the default pipes (each reply streams
+//     into the next node);
 //   - a streaming chain csv.read -> table.filter -> table.aggregate over
 //     generated CSVs of 100 MB and 1 GB.
 //
@@ -77,9 +79,10 @@ func chainCases(b *strings.Builder, bin, dir string, runs int) {
 	fmt.Fprintf(b, "### 10-node chain, 64 MiB per node\n\n| mode | peak live outputs | peak Go heap | peak RSS | spilled | wall |\n|---|---|---|---|---|---|\n")
 	var rssEvict, rssNoEvict float64
 	for _, m := range []struct{ name, flags string }{
-		{"evict", "--store none"},
+		{"evict", "--store none --no-pipe"},
 		{"no-evict", "--store none --no-evict"},
-		{"evict + spill (dir)", "--store dir://" + spillDir},
+		{"evict + spill (dir)", "--store dir://" + spillDir + " --no-pipe"},
+		{"evict + pipes (default)", "--store none"},
 	} {
 		ss := measure(bin, chain, strings.Fields(m.flags), runs)
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", m.name, col(ss, func(s sample) float64 { return mib(s.live) }, "%.1f MiB"),
