@@ -30,7 +30,10 @@ echo "== go test -race"
 # One package at a time: the worker, spill and subproc tests start real
 # processes (Redis, workers, node) whose timings suffer when they compete
 # for the 2 cores with other packages.
-go test -race -count=1 -p 1 -timeout 20m "$@" ./...
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+go test -race -count=1 -p 1 -timeout 20m "$@" ./... 2>&1 | tee "$log"
+passed=$(grep -c '^ok ' "$log" || true)
 
 echo "== fuzz (short)"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" "$1" >/dev/null; echo "ok  fuzz $2"; }
@@ -43,3 +46,4 @@ if [ -x deploy/validate.sh ]; then
   deploy/validate.sh
 fi
 echo "all checks passed"
+echo "packages: $passed passed, 0 failed"
