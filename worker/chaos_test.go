@@ -110,7 +110,21 @@ func TestChaos(t *testing.T) {
 	if max := 2 * conc; dups > max {
 		t.Fatalf("duplicate starts %d > jobs in flight on killed workers (%d)", dups, max)
 	}
-	if acked := count(evs, "acked", ""); acked != n {
-		t.Fatalf("acked %d results for %d jobs", acked, n)
+	// Every job was acked exactly once in Redis (all succeeded above). The
+	// event files can miss an ack recorded by a worker SIGKILLed right after
+	// it (the line is written after the ack), never hold two for one run.
+	acks := map[string]int{}
+	for _, ev := range evs {
+		if ev.kind == "acked" {
+			acks[ev.run]++
+		}
+	}
+	for run, c := range acks {
+		if c > 1 {
+			t.Fatalf("run %s acked %d times", run, c)
+		}
+	}
+	if acked := len(acks); acked > n || acked < n-2*conc {
+		t.Fatalf("acked %d results for %d jobs (at most %d may be lost with SIGKILLed workers)", acked, n, 2*conc)
 	}
 }
