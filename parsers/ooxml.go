@@ -115,3 +115,27 @@ func readRunText(x *xmlStream, tc *textCollector) error {
 }
 
 func trimText(b []byte) string { return strings.TrimRight(string(b), "\n") }
+
+// readRowCells reads the cells (<tc>) of the table row the stream is in,
+// each cell's text trimmed, bounded by MaxCellsPerRow.
+func readRowCells(x *xmlStream, tc *textCollector, lim Limits, file, part string) ([]string, error) {
+	d := x.depth
+	var cells []string
+	for x.depth >= d {
+		tok, err := x.next()
+		if err != nil {
+			return nil, err
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "tc" {
+			tc.b = tc.b[:0]
+			if err := readRunText(x, tc); err != nil {
+				return nil, err
+			}
+			if int64(len(cells)) >= lim.MaxCellsPerRow {
+				return nil, &LimitError{File: file, Part: part, Limit: "MaxCellsPerRow", Max: lim.MaxCellsPerRow, Got: int64(len(cells)) + 1}
+			}
+			cells = append(cells, trimText(tc.b))
+		}
+	}
+	return cells, nil
+}

@@ -251,25 +251,10 @@ func (r *PPTXReader) readShape() (Block, error) {
 }
 
 func (r *PPTXReader) tableRow() (Block, error) {
-	x := r.x
-	d := x.depth
 	r.row++
-	var cells []string
-	for x.depth >= d {
-		tok, err := x.next()
-		if err != nil {
-			return Block{}, err
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "tc" {
-			r.tc.b = r.tc.b[:0]
-			if err := readRunText(x, &r.tc); err != nil {
-				return Block{}, err
-			}
-			if int64(len(cells)) >= r.lim.MaxCellsPerRow {
-				return Block{}, &LimitError{File: r.file, Part: r.part, Limit: "MaxCellsPerRow", Max: r.lim.MaxCellsPerRow, Got: int64(len(cells)) + 1}
-			}
-			cells = append(cells, trimText(r.tc.b))
-		}
+	cells, err := readRowCells(r.x, &r.tc, r.lim, r.file, r.part)
+	if err != nil {
+		return Block{}, err
 	}
 	return Block{Kind: BlockTableRow, Text: strings.Join(cells, "\t"), Cells: cells, Loc: Location{Slide: r.slide, Table: r.table, Row: r.row}}, nil
 }
