@@ -159,25 +159,35 @@ func TestRealCgroupV1(t *testing.T) {
 	if m.Source() == budget.SourceRSS {
 		t.Skip("no readable memory cgroup on this kernel")
 	}
-	before, err := m.Read()
-	if err != nil {
-		t.Fatal(err)
+	// The cgroup is shared with every other process of the container, whose
+	// memory comes and goes meanwhile: a few tries, each touching a fresh
+	// 64 MiB, and one of them must see the growth.
+	var kept [][]byte
+	var growth []int64
+	for try := 0; try < 5; try++ {
+		before, err := m.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before.Limit == 0 || before.WorkingSet == 0 {
+			t.Fatalf("sample %+v: want non-zero working set and limit", before)
+		}
+		ballast := make([]byte, 64<<20)
+		for i := 0; i < len(ballast); i += 4096 {
+			ballast[i] = 1
+		}
+		kept = append(kept, ballast)
+		after, err := m.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := int64(after.WorkingSet) - int64(before.WorkingSet)
+		if g >= 48<<20 {
+			return
+		}
+		growth = append(growth, g)
 	}
-	if before.Limit == 0 || before.WorkingSet == 0 {
-		t.Fatalf("sample %+v: want non-zero working set and limit", before)
-	}
-	ballast := make([]byte, 64<<20)
-	for i := 0; i < len(ballast); i += 4096 {
-		ballast[i] = 1
-	}
-	after, err := m.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.WorkingSet < before.WorkingSet+48<<20 {
-		t.Fatalf("working set %d -> %d after touching 64 MiB: want growth >= 48 MiB", before.WorkingSet, after.WorkingSet)
-	}
-	ballast[0] = ballast[len(ballast)-1]
+	t.Fatalf("working set growth after touching 64 MiB, 5 tries: %v bytes; want >= 48 MiB in one", growth)
 }
 
 func TestGateHysteresisAndReservations(t *testing.T) {
