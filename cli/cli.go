@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -123,20 +122,14 @@ func report(w io.Writer, err error) int {
 	case errors.Is(err, dag.ErrSuspended):
 		code = ExitSuspended
 	}
-	if code == ExitSuspended {
-		fmt.Fprintf(w, "dagrun: %v\n", err)
-	} else {
-		fmt.Fprintf(w, "dagrun: %v\n", err)
-	}
+	fmt.Fprintf(w, "dagrun: %v\n", err)
 	return code
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "dagrun: run workflows (DAGs in JSON) without letting one take a worker down.")
 	fmt.Fprintln(w, "\nUsage: dagrun COMMAND [flags] [args]\n\nCommands:")
-	cs := commands()
-	sort.SliceStable(cs, func(i, j int) bool { return false })
-	for _, c := range cs {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nExit codes: 0 success, 1 workflow failed, 2 invalid input, 3 run suspended, 4 runtime error.")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -133,5 +132,3 @@ func WriteSchema(w io.Writer) error {
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
 }
-
-var _ = sort.Strings

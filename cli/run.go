@@ -255,15 +255,13 @@ func copyBounded(w io.Writer, r io.Reader, max int64) error {
 		_, err := io.Copy(w, r)
 		return err
 	}
-	n, err := io.Copy(w, io.LimitReader(r, max))
-	if err != nil {
+	if _, err := io.Copy(w, io.LimitReader(r, max)); err != nil {
 		return err
 	}
 	rest, err := io.Copy(io.Discard, r)
 	if rest > 0 {
 		fmt.Fprintf(w, "\n... (%s more; raise --max-print)", dag.FormatBytes(rest))
 	}
-	_ = n
 	return err
 }
 
@@ -276,7 +274,7 @@ func printTable(ctx context.Context, w io.Writer, o *dag.Input, max int64) error
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(rr.Columns(), "\t"))
 	var printed int64
-	rows, more := 0, 0
+	more := 0
 	for {
 		r, err := rr.Next(ctx)
 		if err == io.EOF {
@@ -299,7 +297,6 @@ func printTable(ctx context.Context, w io.Writer, o *dag.Input, max int64) error
 			printed += int64(len(s)) + 1
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
-		rows++
 	}
 	tw.Flush()
 	if more > 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -185,5 +184,3 @@ func cmdEnqueue(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(env.Stdout, id)
 	return nil
 }
-
-var _ io.Writer

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -224,7 +223,6 @@ type group struct {
 	lastWait  *group   // dedup marker while building waiters
 	failed    []string // failed or skipped upstream node ids
 	suspended bool     // an upstream node suspended the run
-	done      bool
 }
 
 // Run executes a plan. It returns a Result (with the report, and the
@@ -364,7 +362,6 @@ func (r *run) schedule(groups []*group) {
 		}
 	}
 	complete := func(g *group) { // with mu held
-		g.done = true
 		finished++
 		for _, w := range g.waiters {
 			w.pending--
@@ -806,7 +803,7 @@ func (r *run) runNode(ctx context.Context, m *planNode, in *Inputs, out *Output,
 	if r.debug {
 		r.log.Debug("node started", "node_id", m.spec.ID, "node_type", m.spec.Type, "attempt", attempt)
 	}
-	heap0 := heapBytes()
+	heap0 := readHeap()
 	nctx := ctx
 	timeout := time.Duration(m.spec.Timeout)
 	if timeout == 0 {
@@ -839,7 +836,7 @@ func (r *run) runNode(ctx context.Context, m *planNode, in *Inputs, out *Output,
 	}
 	r.mu.Lock()
 	st.ended = time.Now()
-	st.heapDelta = heapBytes() - heap0
+	st.heapDelta = readHeap() - heap0
 	r.mu.Unlock()
 	if err != nil {
 		r.log.Info("node failed", "node_id", m.spec.ID, "node_type", m.spec.Type, "attempt", attempt, "err", err)
@@ -1115,10 +1112,3 @@ func (r *run) clearRecords() {
 		}
 	}
 }
-
-// heapBytes returns the bytes of live-or-unswept heap objects.
-func heapBytes() int64 {
-	return readHeap()
-}
-
-var _ = runtime.GOMAXPROCS

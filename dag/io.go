@@ -8,7 +8,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // ErrStopped is returned by RowWriter.Write when every consumer of a piped
@@ -579,9 +578,7 @@ type accountant struct {
 	mu     sync.Mutex
 	live   int64
 	peak   int64
-	at     time.Time
-	hook   func(live int64)
-	shared *atomic.Int64
+	shared *atomic.Int64 // Config.LiveBytes
 }
 
 func (a *accountant) add(n int64) {
@@ -592,13 +589,8 @@ func (a *accountant) add(n int64) {
 	a.live += n
 	if a.live > a.peak {
 		a.peak = a.live
-		a.at = time.Now()
 	}
-	live := a.live
 	a.mu.Unlock()
-	if a.hook != nil {
-		a.hook(live)
-	}
 }
 
 func (a *accountant) get() (live, peak int64) {
