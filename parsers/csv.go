@@ -78,20 +78,9 @@ type CSVReader struct {
 
 // OpenCSV opens the csv file at path.
 func OpenCSV(ctx context.Context, path string, opts CSVOptions) (*CSVReader, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("parsers: open csv: %w", err)
-	}
-	if opts.Name == "" {
-		opts.Name = path
-	}
-	r, err := NewCSVReader(ctx, f, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r.closer = f
-	return r, nil
+	return openPath(path, "csv", &opts.Name, func(f *os.File, _ int64) (*CSVReader, error) {
+		return NewCSVReader(ctx, f, opts)
+	}, func(r *CSVReader, c io.Closer) { r.closer = c })
 }
 
 // NewCSVReader reads csv from src; the caller keeps ownership of src.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -27,20 +28,9 @@ type DOCXReader struct {
 
 // OpenDOCX opens the docx file at path.
 func OpenDOCX(ctx context.Context, path string, opts Options) (*DOCXReader, error) {
-	f, size, err := openFile(path, "docx")
-	if err != nil {
-		return nil, err
-	}
-	if opts.Name == "" {
-		opts.Name = path
-	}
-	r, err := NewDOCXReader(ctx, f, size, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r.closer = f
-	return r, nil
+	return openPath(path, "docx", &opts.Name, func(f *os.File, size int64) (*DOCXReader, error) {
+		return NewDOCXReader(ctx, f, size, opts)
+	}, func(r *DOCXReader, c io.Closer) { r.closer = c })
 }
 
 // NewDOCXReader reads a docx of the given size from ra; the caller keeps

@@ -4,23 +4,35 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-
+	"io"
 	"os"
 	"strings"
 )
 
-// openFile opens path for one of the Open* functions.
-func openFile(path, kind string) (*os.File, int64, error) {
+// openPath is the body of every Open* function: it opens path, builds a
+// reader over the file with build (name is path unless set), and hands the
+// file to the reader to close (keep), closing it itself when build fails.
+func openPath[R any](path, kind string, name *string, build func(f *os.File, size int64) (R, error), keep func(R, io.Closer)) (R, error) {
+	var zero R
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("parsers: open %s: %w", kind, err)
+		return zero, fmt.Errorf("parsers: open %s: %w", kind, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("parsers: open %s: %w", kind, err)
+		return zero, fmt.Errorf("parsers: open %s: %w", kind, err)
 	}
-	return f, st.Size(), nil
+	if *name == "" {
+		*name = path
+	}
+	r, err := build(f, st.Size())
+	if err != nil {
+		f.Close()
+		return zero, err
+	}
+	keep(r, f)
+	return r, nil
 }
 
 // mainPart returns the officeDocument target of the package, or def.

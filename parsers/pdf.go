@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -46,20 +47,9 @@ type pdfFrame struct {
 
 // OpenPDF opens the PDF file at path.
 func OpenPDF(ctx context.Context, path string, opts Options) (*PDFReader, error) {
-	f, size, err := openFile(path, "pdf")
-	if err != nil {
-		return nil, err
-	}
-	if opts.Name == "" {
-		opts.Name = path
-	}
-	r, err := NewPDFReader(ctx, f, size, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r.closer = f
-	return r, nil
+	return openPath(path, "pdf", &opts.Name, func(f *os.File, size int64) (*PDFReader, error) {
+		return NewPDFReader(ctx, f, size, opts)
+	}, func(r *PDFReader, c io.Closer) { r.closer = c })
 }
 
 // NewPDFReader reads a PDF of the given size from ra; the caller keeps

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -33,20 +34,9 @@ type PPTXReader struct {
 
 // OpenPPTX opens the pptx file at path.
 func OpenPPTX(ctx context.Context, path string, opts Options) (*PPTXReader, error) {
-	f, size, err := openFile(path, "pptx")
-	if err != nil {
-		return nil, err
-	}
-	if opts.Name == "" {
-		opts.Name = path
-	}
-	r, err := NewPPTXReader(ctx, f, size, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r.closer = f
-	return r, nil
+	return openPath(path, "pptx", &opts.Name, func(f *os.File, size int64) (*PPTXReader, error) {
+		return NewPPTXReader(ctx, f, size, opts)
+	}, func(r *PPTXReader, c io.Closer) { r.closer = c })
 }
 
 // NewPPTXReader reads a pptx of the given size from ra; the caller keeps

@@ -89,25 +89,9 @@ type mergeRange struct {
 
 // OpenXLSX opens the xlsx file at path.
 func OpenXLSX(ctx context.Context, path string, opts XLSXOptions) (*XLSXReader, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("parsers: open xlsx: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("parsers: open xlsx: %w", err)
-	}
-	if opts.Name == "" {
-		opts.Name = path
-	}
-	r, err := NewXLSXReader(ctx, f, st.Size(), opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r.closer = f
-	return r, nil
+	return openPath(path, "xlsx", &opts.Name, func(f *os.File, size int64) (*XLSXReader, error) {
+		return NewXLSXReader(ctx, f, size, opts)
+	}, func(r *XLSXReader, c io.Closer) { r.closer = c })
 }
 
 // NewXLSXReader reads an xlsx file of the given size from ra. The caller
