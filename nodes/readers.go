@@ -396,7 +396,11 @@ type docReader interface {
 	Close() error
 }
 
-func docReadType(opts *Options, name, doc, unit string, open func(ctx context.Context, path string, o parsers.Options, whole bool) (docReader, error)) dag.Type {
+// docReadType is a document reader node: open streams the file; with
+// Options.WholeFile, newReader reads it from memory, all blocks first.
+func docReadType[R docReader](opts *Options, name, doc, unit string,
+	open func(ctx context.Context, path string, o parsers.Options) (R, error),
+	newReader func(ctx context.Context, ra io.ReaderAt, size int64, o parsers.Options) (R, error)) dag.Type {
 	return dag.Type{
 		Name:   name,
 		Doc:    doc,
@@ -416,7 +420,13 @@ func docReadType(opts *Options, name, doc, unit string, open func(ctx context.Co
 				path := opts.path(p.Path)
 				var o parsers.Options
 				p.limitParams.apply(&o, path)
-				r, err := open(ctx, path, o, opts.WholeFile)
+				var r docReader
+				var err error
+				if opts.WholeFile {
+					r, err = wholeDoc(ctx, path, o, func(ra io.ReaderAt, n int64) (docReader, error) { return newReader(ctx, ra, n, o) })
+				} else {
+					r, err = open(ctx, path, o)
+				}
 				if err != nil {
 					return permanentParse(err)
 				}
@@ -492,32 +502,17 @@ func (s *sliceDoc) Close() error { return nil }
 
 func pdfReadType(opts *Options) dag.Type {
 	return docReadType(opts, "pdf.read", "Streams the text of a PDF page by page as a table (page, kind, text).", "page",
-		func(ctx context.Context, path string, o parsers.Options, whole bool) (docReader, error) {
-			if whole {
-				return wholeDoc(ctx, path, o, func(ra io.ReaderAt, n int64) (docReader, error) { return parsers.NewPDFReader(ctx, ra, n, o) })
-			}
-			return parsers.OpenPDF(ctx, path, o)
-		})
+		parsers.OpenPDF, parsers.NewPDFReader)
 }
 
 func pptxReadType(opts *Options) dag.Type {
 	return docReadType(opts, "pptx.read", "Streams slide text (titles, bodies, tables, notes) slide by slide as a table (slide, kind, text); media are skipped unread.", "slide",
-		func(ctx context.Context, path string, o parsers.Options, whole bool) (docReader, error) {
-			if whole {
-				return wholeDoc(ctx, path, o, func(ra io.ReaderAt, n int64) (docReader, error) { return parsers.NewPPTXReader(ctx, ra, n, o) })
-			}
-			return parsers.OpenPPTX(ctx, path, o)
-		})
+		parsers.OpenPPTX, parsers.NewPPTXReader)
 }
 
 func docxReadType(opts *Options) dag.Type {
 	return docReadType(opts, "docx.read", "Streams docx paragraphs and table rows as they come, as a table (paragraph, kind, text).", "paragraph",
-		func(ctx context.Context, path string, o parsers.Options, whole bool) (docReader, error) {
-			if whole {
-				return wholeDoc(ctx, path, o, func(ra io.ReaderAt, n int64) (docReader, error) { return parsers.NewDOCXReader(ctx, ra, n, o) })
-			}
-			return parsers.OpenDOCX(ctx, path, o)
-		})
+		parsers.OpenDOCX, parsers.NewDOCXReader)
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
